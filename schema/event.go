@@ -1,0 +1,275 @@
+package schema
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Event types: the CloudEvents "type" attribute.
+const (
+	TypeMemberJoined   = "rollcall.member.joined"
+	TypeMemberLeft     = "rollcall.member.left"
+	TypeGroupDismissed = "rollcall.group.dismissed"
+)
+
+// Reasons carried in data.reason.
+const (
+	// ReasonJoined: the member appeared since the previous snapshot.
+	ReasonJoined = "joined"
+	// ReasonBaseline: first snapshot of a group with no stored state; the
+	// member was already there when rollcall started watching.
+	ReasonBaseline = "baseline"
+	// ReasonRejoined: the same account came back with a new JoinTime
+	// between two polls; a left and a joined event are emitted.
+	ReasonRejoined = "rejoined"
+	// ReasonLeft: the member is no longer online in the group.
+	ReasonLeft = "left"
+	// ReasonGroupDismissed: the group no longer exists.
+	ReasonGroupDismissed = "group_dismissed"
+)
+
+// SpecVersion is the CloudEvents version rollcall emits.
+const SpecVersion = "1.0"
+
+// ContentType is the media type of a structured-mode CloudEvent.
+const ContentType = "application/cloudevents+json"
+
+// DataContentType is the media type of an event's data.
+const DataContentType = "application/json"
+
+// Event is one CloudEvents 1.0 event. Its JSON form (MarshalJSON) is the
+// structured-mode wire format.
+type Event struct {
+	// ID is deterministic (see EventID): re-emitting the same change after
+	// a crash yields the same ID, so consumers can drop duplicates.
+	ID     string
+	Source string
+	Type   string
+	// Subject is the member account, or the group id for group events.
+	Subject string
+	// Time is when the snapshot that showed the change was taken.
+	Time time.Time
+	// PartitionKey is the group id (CloudEvents partitioning extension).
+	PartitionKey string
+	Data         Data
+}
+
+// Data is the event payload. Member fields are empty on group events,
+// MembersLeft is set only on group events, OnlineSeconds only on left
+// events.
+type Data struct {
+	SDKAppID      uint64 `json:"sdkappid"`
+	GroupID       string `json:"group_id"`
+	MemberAccount string `json:"member_account,omitempty"`
+	NickName      string `json:"nick_name,omitempty"`
+	Avatar        string `json:"avatar,omitempty"`
+	JoinTime      int64  `json:"join_time,omitempty"`
+	// ObservedAt is when the snapshot showing the change was taken.
+	ObservedAt time.Time `json:"observed_at"`
+	// PreviousObservedAt is when the snapshot before it was taken; nil
+	// for baseline events.
+	PreviousObservedAt *time.Time `json:"previous_observed_at"`
+	Reason             string     `json:"reason"`
+	// OnlineSeconds, on left events: from JoinTime to the last snapshot
+	// that still showed the member.
+	OnlineSeconds *int64 `json:"online_seconds,omitempty"`
+	// MembersLeft, on group.dismissed: how many left events preceded it.
+	MembersLeft *int `json:"members_left,omitempty"`
+}
+
+// IsMemberEvent reports whether e is a joined or left event.
+func (e Event) IsMemberEvent() bool {
+	return e.Type == TypeMemberJoined || e.Type == TypeMemberLeft
+}
+
+// wireTime formats times on the wire: RFC 3339 in UTC.
+func wireTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+type memberData struct {
+	SDKAppID           uint64  `json:"sdkappid"`
+	GroupID            string  `json:"group_id"`
+	MemberAccount      string  `json:"member_account"`
+	NickName           string  `json:"nick_name"`
+	Avatar             string  `json:"avatar"`
+	JoinTime           int64   `json:"join_time"`
+	ObservedAt         string  `json:"observed_at"`
+	PreviousObservedAt *string `json:"previous_observed_at"`
+	Reason             string  `json:"reason"`
+	OnlineSeconds      *int64  `json:"online_seconds,omitempty"`
+}
+
+type groupData struct {
+	SDKAppID           uint64  `json:"sdkappid"`
+	GroupID            string  `json:"group_id"`
+	ObservedAt         string  `json:"observed_at"`
+	PreviousObservedAt *string `json:"previous_observed_at"`
+	Reason             string  `json:"reason"`
+	MembersLeft        int     `json:"members_left"`
+}
+
+type envelope struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            string          `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	PartitionKey    string          `json:"partitionkey"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// MarshalData returns the JSON of e.Data alone, as it appears under "data"
+// in structured mode and as the message value in binary mode.
+func (e Event) MarshalData() ([]byte, error) {
+	d := e.Data
+	var prev *string
+	if d.PreviousObservedAt != nil {
+		s := wireTime(*d.PreviousObservedAt)
+		prev = &s
+	}
+	if e.IsMemberEvent() {
+		return json.Marshal(memberData{
+			SDKAppID: d.SDKAppID, GroupID: d.GroupID, MemberAccount: d.MemberAccount,
+			NickName: d.NickName, Avatar: d.Avatar, JoinTime: d.JoinTime,
+			ObservedAt: wireTime(d.ObservedAt), PreviousObservedAt: prev,
+			Reason: d.Reason, OnlineSeconds: d.OnlineSeconds,
+		})
+	}
+	n := 0
+	if d.MembersLeft != nil {
+		n = *d.MembersLeft
+	}
+	return json.Marshal(groupData{
+		SDKAppID: d.SDKAppID, GroupID: d.GroupID, ObservedAt: wireTime(d.ObservedAt),
+		PreviousObservedAt: prev, Reason: d.Reason, MembersLeft: n,
+	})
+}
+
+// MarshalJSON encodes e as a structured-mode CloudEvent.
+func (e Event) MarshalJSON() ([]byte, error) {
+	data, err := e.MarshalData()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(envelope{
+		SpecVersion: SpecVersion, ID: e.ID, Source: e.Source, Type: e.Type,
+		Subject: e.Subject, Time: wireTime(e.Time), DataContentType: DataContentType,
+		PartitionKey: e.PartitionKey, Data: data,
+	})
+}
+
+// UnmarshalJSON decodes a structured-mode CloudEvent.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return err
+	}
+	if env.SpecVersion != SpecVersion {
+		return fmt.Errorf("specversion %q: want %q", env.SpecVersion, SpecVersion)
+	}
+	t, err := time.Parse(time.RFC3339Nano, env.Time)
+	if err != nil {
+		return fmt.Errorf("time: %w", err)
+	}
+	var d Data
+	if len(env.Data) > 0 {
+		if err := json.Unmarshal(env.Data, &d); err != nil {
+			return fmt.Errorf("data: %w", err)
+		}
+	}
+	*e = Event{ID: env.ID, Source: env.Source, Type: env.Type, Subject: env.Subject,
+		Time: t, PartitionKey: env.PartitionKey, Data: d}
+	return nil
+}
+
+// EventID derives an event's id from what identifies the change: the app,
+// the group, the member, the member's JoinTime and the event type. The
+// same change observed twice (a re-publish after a crash, a second rollcall
+// over the same state) gets the same id. The result is formatted as a UUID
+// (version 8, RFC 9562) over the first 128 bits of a SHA-256.
+func EventID(sdkappid uint64, groupID, account string, joinTime int64, typ string) string {
+	h := sha256.New()
+	// Length-prefix each field so no two inputs collide by concatenation.
+	for _, f := range []string{"rollcall.v1", strconv.FormatUint(sdkappid, 10), groupID,
+		account, strconv.FormatInt(joinTime, 10), typ} {
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = (u[6] & 0x0f) | 0x80 // version 8
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 9562 variant
+	var buf [36]byte
+	hex.Encode(buf[0:8], u[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], u[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], u[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], u[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], u[10:])
+	return string(buf[:])
+}
+
+// Source returns the CloudEvents source of a group's events:
+// /tencent-im/<sdkappid>/groups/<group id, percent-escaped>.
+func Source(sdkappid uint64, groupID string) string {
+	return "/tencent-im/" + strconv.FormatUint(sdkappid, 10) + "/groups/" + url.PathEscape(groupID)
+}
+
+// MemberJoined builds a rollcall.member.joined event. prev is the previous
+// snapshot's time, nil for a baseline.
+func MemberJoined(sdkappid uint64, groupID string, m Member, reason string, observed time.Time, prev *time.Time) Event {
+	return memberEvent(TypeMemberJoined, sdkappid, groupID, m, reason, observed, prev, nil)
+}
+
+// MemberLeft builds a rollcall.member.left event. lastSeen is the time of
+// the last snapshot that still showed the member; online_seconds runs from
+// the member's JoinTime to it (never negative).
+func MemberLeft(sdkappid uint64, groupID string, m Member, reason string, observed time.Time, prev *time.Time, lastSeen time.Time) Event {
+	secs := lastSeen.Unix() - m.JoinTime
+	if secs < 0 {
+		secs = 0
+	}
+	return memberEvent(TypeMemberLeft, sdkappid, groupID, m, reason, observed, prev, &secs)
+}
+
+func memberEvent(typ string, sdkappid uint64, groupID string, m Member, reason string, observed time.Time, prev *time.Time, online *int64) Event {
+	return Event{
+		ID:           EventID(sdkappid, groupID, m.Account, m.JoinTime, typ),
+		Source:       Source(sdkappid, groupID),
+		Type:         typ,
+		Subject:      m.Account,
+		Time:         observed,
+		PartitionKey: groupID,
+		Data: Data{
+			SDKAppID: sdkappid, GroupID: groupID, MemberAccount: m.Account,
+			NickName: m.NickName, Avatar: m.Avatar, JoinTime: m.JoinTime,
+			ObservedAt: observed, PreviousObservedAt: prev, Reason: reason,
+			OnlineSeconds: online,
+		},
+	}
+}
+
+// GroupDismissed builds the rollcall.group.dismissed event that follows the
+// left events of a dismissed group's members.
+func GroupDismissed(sdkappid uint64, groupID string, observed time.Time, prev *time.Time, membersLeft int) Event {
+	return Event{
+		ID:           EventID(sdkappid, groupID, "", 0, TypeGroupDismissed),
+		Source:       Source(sdkappid, groupID),
+		Type:         TypeGroupDismissed,
+		Subject:      groupID,
+		Time:         observed,
+		PartitionKey: groupID,
+		Data: Data{
+			SDKAppID: sdkappid, GroupID: groupID, ObservedAt: observed,
+			PreviousObservedAt: prev, Reason: ReasonGroupDismissed, MembersLeft: &membersLeft,
+		},
+	}
+}
