@@ -1,0 +1,159 @@
+package diff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// Publisher is satisfied by the sink fan-out. Publish returns nil only
+// when every sink acknowledged every event; on error any prefix may have
+// been delivered and the Detector will publish the same events again.
+type Publisher interface {
+	Publish(ctx context.Context, events []schema.Event) error
+}
+
+// PublisherFunc adapts a function to Publisher.
+type PublisherFunc func(ctx context.Context, events []schema.Event) error
+
+// Publish calls f.
+func (f PublisherFunc) Publish(ctx context.Context, events []schema.Event) error {
+	return f(ctx, events)
+}
+
+// DetectorOptions configure a Detector.
+type DetectorOptions struct {
+	// Store and Publisher are required.
+	Store     Store
+	Publisher Publisher
+	Diff      Options
+	// Logger may be nil.
+	Logger *zap.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+}
+
+// featureCap is the list size an app without the online-member-list
+// feature (plan and console switch) gets: the call still succeeds.
+const featureCap = 30
+
+// Detector turns snapshots into published events and committed state.
+// It is safe for concurrent use; snapshots of one group are handled one at
+// a time.
+type Detector struct {
+	store   Store
+	pub     Publisher
+	opts    Options
+	log     *zap.Logger
+	metrics *Metrics
+
+	mu     sync.Mutex
+	groups map[string]*group
+}
+
+// group is the Detector's in-process bookkeeping for one group.
+type group struct {
+	mu       sync.Mutex // serialises load-diff-publish-save
+	tracked  int        // len(Members) last committed by this process, for the gauge
+	warned30 bool
+}
+
+// NewDetector checks o and returns a Detector.
+func NewDetector(o DetectorOptions) (*Detector, error) {
+	if o.Store == nil {
+		return nil, errors.New("detector: no store")
+	}
+	if o.Publisher == nil {
+		return nil, errors.New("detector: no publisher")
+	}
+	switch o.Diff.Baseline {
+	case "", BaselineEmit, BaselineSilent:
+	default:
+		return nil, fmt.Errorf("detector: baseline %q: want %q or %q", o.Diff.Baseline, BaselineEmit, BaselineSilent)
+	}
+	if o.Diff.MemberCap < 0 {
+		return nil, fmt.Errorf("detector: member cap %d is negative", o.Diff.MemberCap)
+	}
+	if o.Diff.MemberCap == 0 {
+		o.Diff.MemberCap = DefaultMemberCap
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Detector{store: o.Store, pub: o.Publisher, opts: o.Diff, log: log.Named("detector"),
+		metrics: o.Metrics, groups: make(map[string]*group)}, nil
+}
+
+func (d *Detector) group(id string) *group {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g, ok := d.groups[id]
+	if !ok {
+		g = &group{}
+		d.groups[id] = g
+	}
+	return g
+}
+
+// HandleSnapshot loads the group's state, diffs, publishes the events (if
+// any), and saves the new state only after Publish returned nil. If
+// loading, publishing or saving fails, the stored state is unchanged and
+// the error is returned: the caller retries the group later and the same
+// events, with the same ids, are published again.
+func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) error {
+	if snap.GroupID == "" {
+		return errors.New("handle snapshot: no group id")
+	}
+	g := d.group(snap.GroupID)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+
+	prev, err := d.store.Load(ctx, snap.GroupID)
+	if err != nil {
+		d.metrics.commitFailed()
+		return fmt.Errorf("load state of %s: %w", snap.GroupID, err)
+	}
+	truncated := !snap.Dismissed && len(snap.Members) >= d.opts.MemberCap
+	d.metrics.observeSnapshot(snap, truncated)
+	if !snap.Dismissed && len(snap.Members) == featureCap && d.opts.MemberCap > featureCap && !g.warned30 {
+		g.warned30 = true
+		d.log.Warn("snapshot lists exactly 30 members: the app may lack the online-member-list feature (plan and console switch) and the list may be capped at 30; if so set poll.member_cap: 30",
+			zap.String("group_id", snap.GroupID))
+	}
+
+	events, next := Diff(prev, snap, d.opts)
+	if len(events) > 0 {
+		if err = d.pub.Publish(ctx, events); err != nil {
+			d.metrics.commitFailed()
+			return fmt.Errorf("publish %d events of %s: %w", len(events), snap.GroupID, err)
+		}
+		d.metrics.published(events)
+	}
+	if err = d.store.Save(ctx, next); err != nil {
+		d.metrics.commitFailed()
+		return fmt.Errorf("save state of %s: %w", snap.GroupID, err)
+	}
+	d.metrics.committed(len(next.Members) - g.tracked)
+	g.tracked = len(next.Members)
+	if snap.Dismissed && (prev == nil || !prev.Dismissed) {
+		d.log.Warn("group dismissed; remove it from groups.ids", zap.String("group_id", snap.GroupID),
+			zap.Int("members_left", len(events)-1))
+	}
+	return nil
+}
+
+// Dismissed reports whether the group is stored as dismissed, so that it
+// is not polled again after a restart.
+func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) {
+	s, err := d.store.Load(ctx, groupID)
+	if err != nil {
+		return false, fmt.Errorf("load state of %s: %w", groupID, err)
+	}
+	return s != nil && s.Dismissed, nil
+}

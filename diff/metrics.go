@@ -1,0 +1,103 @@
+package diff
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// Metrics are the Detector's Prometheus metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	events          *prometheus.CounterVec
+	truncated       prometheus.Counter
+	snapshotMembers prometheus.Histogram
+	tracked         prometheus.Gauge
+	commits         prometheus.Counter
+	commitFailures  prometheus.Counter
+}
+
+// eventTypeLabel maps event types to the short "type" label value.
+var eventTypeLabel = map[string]string{
+	schema.TypeMemberJoined:   "joined",
+	schema.TypeMemberLeft:     "left",
+	schema.TypeGroupDismissed: "dismissed",
+}
+
+// NewMetrics creates the Detector's metrics and registers them with reg
+// (nil: not registered). It panics if they are already registered, like
+// prometheus.MustRegister.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollcall_events_total",
+			Help: "Events published (every sink acknowledged), by type and reason. Re-published events after a failed commit count again.",
+		}, []string{"type", "reason"}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rollcall_snapshots_truncated_total",
+			Help: "Snapshots that reached the member cap, so members below the window are not listed.",
+		}),
+		snapshotMembers: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rollcall_snapshot_members",
+			Help:    "Members listed per snapshot.",
+			Buckets: []float64{0, 10, 30, 100, 250, 500, 1000, 5000, 10000},
+		}),
+		tracked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_members_tracked",
+			Help: "Members in committed state, summed over the groups handled since start, including members out of view.",
+		}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rollcall_state_commits_total",
+			Help: "Snapshots committed: events published and state saved.",
+		}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rollcall_state_commit_failures_total",
+			Help: "Snapshots not committed because loading state, publishing or saving failed; the group's state is unchanged.",
+		}),
+	}
+	for _, p := range [][2]string{
+		{"joined", schema.ReasonJoined}, {"joined", schema.ReasonBaseline}, {"joined", schema.ReasonRejoined},
+		{"left", schema.ReasonLeft}, {"left", schema.ReasonRejoined}, {"left", schema.ReasonGroupDismissed},
+		{"dismissed", schema.ReasonGroupDismissed},
+	} {
+		m.events.WithLabelValues(p[0], p[1])
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.truncated, m.snapshotMembers, m.tracked, m.commits, m.commitFailures)
+	}
+	return m
+}
+
+func (m *Metrics) observeSnapshot(s schema.Snapshot, truncated bool) {
+	if m == nil || s.Dismissed {
+		return
+	}
+	m.snapshotMembers.Observe(float64(len(s.Members)))
+	if truncated {
+		m.truncated.Inc()
+	}
+}
+
+func (m *Metrics) published(events []schema.Event) {
+	if m == nil {
+		return
+	}
+	for _, e := range events {
+		m.events.WithLabelValues(eventTypeLabel[e.Type], e.Data.Reason).Inc()
+	}
+}
+
+func (m *Metrics) committed(trackedDelta int) {
+	if m == nil {
+		return
+	}
+	m.commits.Inc()
+	m.tracked.Add(float64(trackedDelta))
+}
+
+func (m *Metrics) commitFailed() {
+	if m == nil {
+		return
+	}
+	m.commitFailures.Inc()
+}
