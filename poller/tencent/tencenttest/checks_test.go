@@ -126,7 +126,10 @@ func TestUserSigChecks(t *testing.T) {
 		{"wrong identifier", "ops", func(t *testing.T) string { return gen(t, app, "administrator", s.Key(), 3600, t0) }, 70013},
 		{"wrong sdkappid", "administrator", func(t *testing.T) string { return gen(t, app+1, "administrator", s.Key(), 3600, t0) }, 70014},
 		{"garbage", "administrator", func(*testing.T) string { return "not-a-usersig" }, 70003},
-		{"truncated", "administrator", func(t *testing.T) string { sig := gen(t, app, "administrator", s.Key(), 3600, t0); return sig[:len(sig)/2] }, 70003},
+		{"truncated", "administrator", func(t *testing.T) string {
+			sig := gen(t, app, "administrator", s.Key(), 3600, t0)
+			return sig[:len(sig)/2]
+		}, 70003},
 		{"missing", "administrator", func(*testing.T) string { return "" }, 70003},
 	}
 	for _, tt := range tests {
@@ -244,4 +247,3 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
-
