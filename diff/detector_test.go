@@ -1,0 +1,236 @@
+package diff_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/diff/difftest"
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+func TestDetectorWithMemoryStore(t *testing.T) {
+	difftest.RunDetectorSuite(t, func(t *testing.T) (diff.Store, func() diff.Store) {
+		s := diff.NewMemoryStore()
+		// A memory store outlives the "restart": the same instance is the same data.
+		return s, func() diff.Store { return s }
+	})
+}
+
+func TestNewDetectorValidates(t *testing.T) {
+	st, pub := diff.NewMemoryStore(), &difftest.Publisher{}
+	for name, o := range map[string]diff.DetectorOptions{
+		"no store":     {Publisher: pub},
+		"no publisher": {Store: st},
+		"bad baseline": {Store: st, Publisher: pub, Diff: diff.Options{Baseline: "loud"}},
+		"negative cap": {Store: st, Publisher: pub, Diff: diff.Options{MemberCap: -1}},
+	} {
+		if _, err := diff.NewDetector(o); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.HandleSnapshot(context.Background(), schema.Snapshot{}); err == nil {
+		t.Error("snapshot without group id accepted")
+	}
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func members(n int, join int64) []schema.Member {
+	ms := make([]schema.Member, n)
+	for i := range ms {
+		ms[i] = schema.Member{Account: fmt.Sprintf("u%05d", i), JoinTime: join + int64(i)}
+	}
+	return ms
+}
+
+func TestDetectorMetrics(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	m := diff.NewMetrics(reg)
+	st := &difftest.FailingStore{Store: diff.NewMemoryStore()}
+	pub := &difftest.Publisher{}
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub, Metrics: m,
+		Diff: diff.Options{SDKAppID: 1, MemberCap: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// All valid type×reason series exist from the start.
+	if n := testutil.CollectAndCount(reg, "rollcall_events_total"); n != 7 {
+		t.Fatalf("rollcall_events_total has %d series, want 7", n)
+	}
+	snap := func(group string, n int, at time.Time) schema.Snapshot {
+		return schema.Snapshot{SDKAppID: 1, GroupID: group, TakenAt: at, Members: members(n, t0.Unix()-100)}
+	}
+	steps := []error{
+		d.HandleSnapshot(ctx, snap("g1", 3, t0)),                                                             // 3 baseline
+		d.HandleSnapshot(ctx, snap("g2", 5, t0)),                                                             // 5 baseline, truncated
+		d.HandleSnapshot(ctx, snap("g1", 1, t0.Add(time.Minute))),                                            // 2 left
+		d.HandleSnapshot(ctx, schema.Snapshot{GroupID: "g2", TakenAt: t0.Add(time.Minute), Dismissed: true}), // 5 left + dismissed
+	}
+	for i, err := range steps {
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	pub.Fail(errors.New("down"))
+	if err := d.HandleSnapshot(ctx, snap("g3", 2, t0)); err == nil {
+		t.Fatal("publish failure not reported")
+	}
+	pub.Fail(nil)
+	st.FailSave(errors.New("disk"))
+	if err := d.HandleSnapshot(ctx, snap("g3", 2, t0)); err == nil {
+		t.Fatal("save failure not reported")
+	}
+	want := `
+# HELP rollcall_events_total Events published (every sink acknowledged), by type and reason. Re-published events after a failed commit count again.
+# TYPE rollcall_events_total counter
+rollcall_events_total{reason="baseline",type="joined"} 10
+rollcall_events_total{reason="group_dismissed",type="dismissed"} 1
+rollcall_events_total{reason="group_dismissed",type="left"} 5
+rollcall_events_total{reason="joined",type="joined"} 0
+rollcall_events_total{reason="left",type="left"} 2
+rollcall_events_total{reason="rejoined",type="joined"} 0
+rollcall_events_total{reason="rejoined",type="left"} 0
+# HELP rollcall_members_tracked Members in committed state, summed over the groups handled since start, including members out of view.
+# TYPE rollcall_members_tracked gauge
+rollcall_members_tracked 1
+# HELP rollcall_snapshots_truncated_total Snapshots that reached the member cap, so members below the window are not listed.
+# TYPE rollcall_snapshots_truncated_total counter
+rollcall_snapshots_truncated_total 1
+# HELP rollcall_state_commit_failures_total Snapshots not committed because loading state, publishing or saving failed; the group's state is unchanged.
+# TYPE rollcall_state_commit_failures_total counter
+rollcall_state_commit_failures_total 2
+# HELP rollcall_state_commits_total Snapshots committed: events published and state saved.
+# TYPE rollcall_state_commits_total counter
+rollcall_state_commits_total 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rollcall_events_total", "rollcall_members_tracked",
+		"rollcall_snapshots_truncated_total", "rollcall_state_commit_failures_total", "rollcall_state_commits_total"); err != nil {
+		t.Error(err)
+	}
+	// Five non-dismissed snapshots were observed: 3, 5, 1, 2, 2 members.
+	if n := testutil.CollectAndCount(reg, "rollcall_snapshot_members"); n != 1 {
+		t.Errorf("rollcall_snapshot_members series: %d", n)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "rollcall_snapshot_members" {
+			h := mf.GetMetric()[0].GetHistogram()
+			if h.GetSampleCount() != 5 || h.GetSampleSum() != 13 {
+				t.Errorf("histogram count %d sum %v, want 5 and 13", h.GetSampleCount(), h.GetSampleSum())
+			}
+		}
+		for _, metric := range mf.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if v := l.GetValue(); v == "g1" || v == "g2" || v == "g3" || strings.HasPrefix(v, "u0") {
+					t.Errorf("%s has a group or member label %q", mf.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
+
+func TestDetectorWarnings(t *testing.T) {
+	ctx := context.Background()
+	core, logs := observer.New(zapcore.WarnLevel)
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: diff.NewMemoryStore(), Publisher: &difftest.Publisher{},
+		Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		snap := schema.Snapshot{GroupID: "g30", TakenAt: t0.Add(time.Duration(i) * time.Minute), Members: members(30, t0.Unix())}
+		if err := d.HandleSnapshot(ctx, snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.HandleSnapshot(ctx, schema.Snapshot{GroupID: "other", TakenAt: t0, Members: members(29, t0.Unix())}); err != nil {
+		t.Fatal(err)
+	}
+	capped := logs.FilterMessageSnippet("capped at 30").All()
+	if len(capped) != 1 || capped[0].ContextMap()["group_id"] != "g30" {
+		t.Fatalf("30-member warnings: %v", capped)
+	}
+	if !strings.Contains(capped[0].Message, "poll.member_cap: 30") {
+		t.Errorf("warning does not say what to set: %q", capped[0].Message)
+	}
+	for range 2 { // the second dismissed snapshot finds the marker and says nothing
+		if err := d.HandleSnapshot(ctx, schema.Snapshot{GroupID: "g30", TakenAt: t0.Add(time.Hour), Dismissed: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := logs.FilterMessage("group dismissed; remove it from groups.ids").All()
+	if len(gone) != 1 || gone[0].ContextMap()["group_id"] != "g30" {
+		t.Fatalf("dismissal warnings: %v", gone)
+	}
+
+	// With member_cap 30 the operator has acknowledged the cap: no warning.
+	core, logs = observer.New(zapcore.WarnLevel)
+	d, _ = diff.NewDetector(diff.DetectorOptions{Store: diff.NewMemoryStore(), Publisher: &difftest.Publisher{},
+		Logger: zap.New(core), Diff: diff.Options{MemberCap: 30}})
+	if err := d.HandleSnapshot(ctx, schema.Snapshot{GroupID: "g", TakenAt: t0, Members: members(30, t0.Unix())}); err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.FilterMessageSnippet("capped at 30").Len(); n != 0 {
+		t.Errorf("warned with member_cap 30")
+	}
+}
+
+// Snapshots of many groups handled concurrently, some of the same group:
+// every commit lands and the race detector stays quiet.
+func TestDetectorConcurrentGroups(t *testing.T) {
+	ctx := context.Background()
+	st := diff.NewMemoryStore()
+	pub := &difftest.Publisher{}
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub, Metrics: diff.NewMetrics(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		for round := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				snap := schema.Snapshot{GroupID: fmt.Sprintf("g%d", g), TakenAt: t0.Add(time.Duration(round) * time.Minute),
+					Members: members(10, t0.Unix())}
+				if err := d.HandleSnapshot(ctx, snap); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	ids, err := st.List(ctx)
+	if err != nil || len(ids) != 8 {
+		t.Fatalf("List = %v, %v", ids, err)
+	}
+	// Each group's baseline was published exactly once: the second snapshot
+	// of a group saw the first one's state.
+	total := 0
+	for _, b := range pub.Batches() {
+		total += len(b)
+	}
+	if total != 80 {
+		t.Errorf("published %d events, want 80 baselines", total)
+	}
+}

@@ -1,0 +1,337 @@
+// Package difftest holds test doubles for the diff package and a suite
+// that checks the Detector's commit protocol against any diff.Store.
+package difftest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// Publisher is a diff.Publisher that records every batch it accepts. Set
+// a failure with Fail; a failed batch is recorded in Attempts only.
+type Publisher struct {
+	mu       sync.Mutex
+	err      error
+	batches  [][]schema.Event
+	attempts [][]schema.Event
+}
+
+var _ diff.Publisher = (*Publisher)(nil)
+
+// Publish implements diff.Publisher.
+func (p *Publisher) Publish(ctx context.Context, events []schema.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := append([]schema.Event(nil), events...)
+	p.attempts = append(p.attempts, b)
+	if p.err != nil {
+		return p.err
+	}
+	p.batches = append(p.batches, b)
+	return nil
+}
+
+// Fail makes later Publish calls return err; nil restores success.
+func (p *Publisher) Fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.err = err
+}
+
+// Batches returns the accepted batches, oldest first.
+func (p *Publisher) Batches() [][]schema.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]schema.Event(nil), p.batches...)
+}
+
+// Attempts returns every batch Publish was called with, failed or not.
+func (p *Publisher) Attempts() [][]schema.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]schema.Event(nil), p.attempts...)
+}
+
+// FailingStore wraps a diff.Store; while SaveErr or LoadErr is set, Save
+// or Load returns it without touching the wrapped store.
+type FailingStore struct {
+	diff.Store
+	mu      sync.Mutex
+	saveErr error
+	loadErr error
+}
+
+// FailSave makes later Save calls return err (nil: pass through).
+func (s *FailingStore) FailSave(err error) { s.mu.Lock(); s.saveErr = err; s.mu.Unlock() }
+
+// FailLoad makes later Load calls return err (nil: pass through).
+func (s *FailingStore) FailLoad(err error) { s.mu.Lock(); s.loadErr = err; s.mu.Unlock() }
+
+// Save implements diff.Store.
+func (s *FailingStore) Save(ctx context.Context, st *diff.State) error {
+	s.mu.Lock()
+	err := s.saveErr
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.Store.Save(ctx, st)
+}
+
+// Load implements diff.Store.
+func (s *FailingStore) Load(ctx context.Context, groupID string) (*diff.State, error) {
+	s.mu.Lock()
+	err := s.loadErr
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.Load(ctx, groupID)
+}
+
+// OpenStore opens a fresh store for one test. reopen closes s and opens
+// a store over the same data, as a restarted process would.
+type OpenStore func(t *testing.T) (s diff.Store, reopen func() diff.Store)
+
+const (
+	suiteApp   = 1400000001
+	suiteGroup = "@TGS#suite/group"
+)
+
+var suiteT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(n int) time.Time { return suiteT0.Add(time.Duration(n) * 30 * time.Second) }
+
+func snap(n int, accounts ...string) schema.Snapshot {
+	ms := make([]schema.Member, 0, len(accounts))
+	for _, a := range accounts {
+		ms = append(ms, schema.Member{Account: a, NickName: "nick " + a, JoinTime: suiteT0.Unix() - 600})
+	}
+	return schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(n), Members: schema.NormalizeMembers(ms)}
+}
+
+func ids(events []schema.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.ID
+	}
+	return out
+}
+
+// RunDetectorSuite checks the Detector's commit protocol over stores made
+// by open: state moves only when publishing and saving succeeded, failed
+// commits re-emit the same ids, dismissal persists, restarts are quiet.
+func RunDetectorSuite(t *testing.T, open OpenStore) {
+	ctx := context.Background()
+	newDetector := func(t *testing.T, st diff.Store, pub diff.Publisher) *diff.Detector {
+		t.Helper()
+		d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub, Diff: diff.Options{SDKAppID: suiteApp}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	load := func(t *testing.T, st diff.Store) *diff.State {
+		t.Helper()
+		s, err := st.Load(ctx, suiteGroup)
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		return s
+	}
+
+	t.Run("commits after publish", func(t *testing.T) {
+		st, _ := open(t)
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		if s := load(t, st); s != nil {
+			t.Fatalf("fresh store has state %+v", s)
+		}
+		first := snap(0, "alice", "bob")
+		if err := d.HandleSnapshot(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		wantEvents, wantState := diff.Diff(nil, first, diff.Options{SDKAppID: suiteApp})
+		if b := pub.Batches(); len(b) != 1 || !reflect.DeepEqual(b[0], wantEvents) {
+			t.Fatalf("published %v, want one batch %v", b, wantEvents)
+		}
+		if got := load(t, st); !reflect.DeepEqual(got, wantState) {
+			t.Fatalf("stored %+v, want %+v", got, wantState)
+		}
+		list, err := st.List(ctx)
+		if err != nil || !reflect.DeepEqual(list, []string{suiteGroup}) {
+			t.Fatalf("List = %v, %v", list, err)
+		}
+	})
+
+	t.Run("publish failure leaves state unchanged and re-emits the same ids", func(t *testing.T) {
+		st, _ := open(t)
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		committed := load(t, st)
+		boom := errors.New("broker down")
+		pub.Fail(boom)
+		change := snap(1, "bob", "carol")
+		if err := d.HandleSnapshot(ctx, change); !errors.Is(err, boom) {
+			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, boom)
+		}
+		if got := load(t, st); !reflect.DeepEqual(got, committed) {
+			t.Fatalf("state moved after a failed publish: %+v", got)
+		}
+		pub.Fail(nil)
+		retry := change
+		retry.TakenAt = at(2) // the caller retries with a fresh snapshot of the same group
+		if err := d.HandleSnapshot(ctx, retry); err != nil {
+			t.Fatal(err)
+		}
+		att := pub.Attempts()
+		failed, ok := att[len(att)-2], att[len(att)-1]
+		if len(failed) != 2 || !reflect.DeepEqual(ids(failed), ids(ok)) {
+			t.Fatalf("retry ids %v, failed attempt ids %v", ids(ok), ids(failed))
+		}
+		if got := load(t, st); !got.ObservedAt.Equal(at(2)) || len(got.Members) != 2 || got.Members[1].Account != "carol" {
+			t.Fatalf("state after retry %+v", got)
+		}
+	})
+
+	t.Run("save failure leaves state unchanged and re-emits the same ids", func(t *testing.T) {
+		inner, _ := open(t)
+		st := &FailingStore{Store: inner}
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
+			t.Fatal(err)
+		}
+		committed := load(t, st)
+		diskFull := errors.New("disk full")
+		st.FailSave(diskFull)
+		if err := d.HandleSnapshot(ctx, snap(1)); !errors.Is(err, diskFull) {
+			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, diskFull)
+		}
+		if got := load(t, st); !reflect.DeepEqual(got, committed) {
+			t.Fatalf("state moved after a failed save: %+v", got)
+		}
+		st.FailSave(nil)
+		if err := d.HandleSnapshot(ctx, snap(2)); err != nil {
+			t.Fatal(err)
+		}
+		b := pub.Batches()
+		if len(b) != 3 || !reflect.DeepEqual(ids(b[1]), ids(b[2])) || b[2][0].Type != schema.TypeMemberLeft {
+			t.Fatalf("batches %v: want the left event published twice with one id", b)
+		}
+		if got := load(t, st); len(got.Members) != 0 || !got.ObservedAt.Equal(at(2)) {
+			t.Fatalf("state after retry %+v", got)
+		}
+	})
+
+	t.Run("load failure publishes nothing", func(t *testing.T) {
+		inner, _ := open(t)
+		st := &FailingStore{Store: inner}
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		bad := errors.New("unreadable")
+		st.FailLoad(bad)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice")); !errors.Is(err, bad) {
+			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, bad)
+		}
+		if _, err := d.Dismissed(ctx, suiteGroup); !errors.Is(err, bad) {
+			t.Fatalf("Dismissed error = %v, want it to wrap %v", err, bad)
+		}
+		if a := pub.Attempts(); len(a) != 0 {
+			t.Fatalf("published %v without state", a)
+		}
+		st.FailLoad(nil)
+		if s := load(t, st); s != nil {
+			t.Fatalf("state %+v saved without a load", s)
+		}
+	})
+
+	t.Run("dismissed state persists across a restart", func(t *testing.T) {
+		st, reopen := open(t)
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || gone {
+			t.Fatalf("Dismissed before dismissal = %v, %v", gone, err)
+		}
+		dis := schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(1), Dismissed: true}
+		if err := d.HandleSnapshot(ctx, dis); err != nil {
+			t.Fatal(err)
+		}
+		b := pub.Batches()
+		last := b[len(b)-1]
+		if len(last) != 3 || last[2].Type != schema.TypeGroupDismissed || *last[2].Data.MembersLeft != 2 {
+			t.Fatalf("dismissal batch %v", last)
+		}
+		st = reopen()
+		d = newDetector(t, st, pub)
+		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || !gone {
+			t.Fatalf("Dismissed after restart = %v, %v", gone, err)
+		}
+		if gone, err := d.Dismissed(ctx, "other group"); err != nil || gone {
+			t.Fatalf("Dismissed(unknown group) = %v, %v", gone, err)
+		}
+		if err := d.HandleSnapshot(ctx, dis); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(pub.Attempts()); n != len(b) {
+			t.Fatalf("a dismissed group published again: %v", pub.Attempts()[len(b):])
+		}
+	})
+
+	t.Run("restart over an unchanged group emits nothing", func(t *testing.T) {
+		st, reopen := open(t)
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		st = reopen()
+		d = newDetector(t, st, pub)
+		if err := d.HandleSnapshot(ctx, snap(1, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		if a := pub.Attempts(); len(a) != 1 {
+			t.Fatalf("published after restart: %v", a[1:])
+		}
+		// The state still advanced, so online_seconds of a later leave is right.
+		s := load(t, st)
+		if !s.ObservedAt.Equal(at(1)) || !s.Members[0].LastSeen.Equal(at(1)) {
+			t.Fatalf("state not advanced: %+v", s)
+		}
+	})
+
+	t.Run("silent baseline saves state without publishing", func(t *testing.T) {
+		st, _ := open(t)
+		pub := &Publisher{}
+		d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub,
+			Diff: diff.Options{SDKAppID: suiteApp, Baseline: diff.BaselineSilent}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
+			t.Fatal(err)
+		}
+		if a := pub.Attempts(); len(a) != 0 {
+			t.Fatalf("silent baseline published %v", a)
+		}
+		if s := load(t, st); s == nil || len(s.Members) != 1 {
+			t.Fatalf("silent baseline state %+v", s)
+		}
+	})
+}
