@@ -1,0 +1,36 @@
+package poller
+
+import (
+	"errors"
+
+	"github.com/rollcall-dev/rollcall/poller/tencent"
+)
+
+// FatalError is returned by Run (and found in RunOnce's error) when the API
+// reports an error that no retry or other group can fix: a wrong secret key,
+// sdkappid or region, an identifier that is not an app admin, an expired
+// plan. The process must stop and an operator must fix the configuration.
+type FatalError struct {
+	// GroupID is the group whose poll hit the error.
+	GroupID string
+	// Err is the API error; its message names the likely cause.
+	Err error
+}
+
+// Error names the cause.
+func (e *FatalError) Error() string {
+	return "fatal api error, stopping: " + e.Err.Error()
+}
+
+// Unwrap returns the API error.
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// kindAndCode returns, for logs, the kind and the Tencent ErrorCode of a
+// listing error (code 0 when the error carries none, e.g. a transport error).
+func kindAndCode(err error, kind tencent.Kind) (string, int) {
+	var ae *tencent.APIError
+	if errors.As(err, &ae) {
+		return kind.String(), ae.Code
+	}
+	return kind.String(), 0
+}

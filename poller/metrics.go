@@ -1,0 +1,89 @@
+package poller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Poll results, the values of the result label of rollcall_polls_total.
+const (
+	resultOK        = "ok"
+	resultFailed    = "failed"
+	resultDismissed = "dismissed"
+	resultSkipped   = "skipped"
+)
+
+// Metrics are the scheduler's Prometheus metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	polls         *prometheus.CounterVec
+	cycleDuration prometheus.Histogram
+	lag           prometheus.Gauge
+	groupsPolled  prometheus.Gauge
+	groupsStale   prometheus.Gauge
+	lastCycle     prometheus.Gauge
+}
+
+// NewMetrics creates the scheduler's metrics and registers them with reg
+// (nil: not registered, still usable).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollcall_polls_total",
+			Help: "Group polls by result: ok (snapshot handled), failed (listing or handling failed), dismissed (group gone, handled), skipped (previous poll of the group still in flight).",
+		}, []string{"result"}),
+		cycleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rollcall_poll_cycle_duration_seconds",
+			Help:    "Time from the start of a poll cycle until every poll started in it was listed and handled.",
+			Buckets: []float64{0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600},
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_poll_lag_seconds",
+			Help: "How late polls of the current cycle started compared to their slot (max over the cycle's groups).",
+		}),
+		groupsPolled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_groups_polled",
+			Help: "Groups currently scheduled for polling.",
+		}),
+		groupsStale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_groups_stale",
+			Help: "Scheduled groups with no successful poll in the last 3 poll cycles.",
+		}),
+		lastCycle: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_last_cycle_timestamp_seconds",
+			Help: "Unix time at which the last poll cycle completed.",
+		}),
+	}
+	for _, r := range []string{resultOK, resultFailed, resultDismissed, resultSkipped} {
+		m.polls.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.polls, m.cycleDuration, m.lag, m.groupsPolled, m.groupsStale, m.lastCycle)
+	}
+	return m
+}
+
+func (m *Metrics) poll(result string) {
+	if m != nil && result != "" {
+		m.polls.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) setLag(seconds float64) {
+	if m != nil {
+		m.lag.Set(seconds)
+	}
+}
+
+func (m *Metrics) setGroups(polled, stale int) {
+	if m != nil {
+		m.groupsPolled.Set(float64(polled))
+		m.groupsStale.Set(float64(stale))
+	}
+}
+
+func (m *Metrics) cycleDone(seconds float64, endUnix float64) {
+	if m != nil {
+		m.cycleDuration.Observe(seconds)
+		m.lastCycle.Set(endUnix)
+	}
+}
