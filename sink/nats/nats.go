@@ -1,0 +1,413 @@
+// Package nats is the NATS sink: it publishes each event as a structured
+// CloudEvent on <prefix>.<sdkappid>.<group token>.<joined|left|dismissed>,
+// either through JetStream (each message acknowledged by the stream and
+// de-duplicated on its event id) or over core NATS (confirmed by a flush
+// round-trip, which proves the server read the messages but not that any
+// subscriber got them).
+//
+// Every message carries the headers Content-Type
+// (application/cloudevents+json), Nats-Msg-Id (the event id), ce-id,
+// ce-type and ce-source, so consumers can filter without decoding.
+//
+// The client reconnects forever, but publishes made while disconnected
+// fail instead of waiting in the client's reconnect buffer: a buffered
+// message is not delivered, and the caller retries failed batches anyway.
+package nats
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/sink"
+)
+
+// ErrNotConnected is returned by Publish and Healthy while the client is
+// not connected to a server; it is transient (the client keeps
+// reconnecting) and the batch should be retried.
+var ErrNotConnected = errors.New("nats: not connected")
+
+// Header names set on every message.
+const (
+	HeaderContentType = "Content-Type"
+	HeaderMsgID       = natsgo.MsgIdHdr // "Nats-Msg-Id"
+	HeaderCEID        = "ce-id"
+	HeaderCEType      = "ce-type"
+	HeaderCESource    = "ce-source"
+)
+
+// Sink publishes events to NATS. It implements sink.Sink and
+// sink.HealthChecker.
+type Sink struct {
+	name    string
+	prefix  string
+	stream  string // empty in core NATS mode
+	timeout time.Duration
+	nc      *natsgo.Conn
+	js      jetstream.JetStream // nil in core NATS mode
+	log     *zap.Logger
+	metrics *Metrics
+
+	closing   atomic.Bool
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+var (
+	_ sink.Sink          = (*Sink)(nil)
+	_ sink.HealthChecker = (*Sink)(nil)
+)
+
+// New validates o, connects and, in JetStream mode, checks that the
+// stream exists (creating it when o.Stream.Create is set). It fails when
+// no server can be reached; after that the client reconnects forever.
+// ctx bounds the connection attempt and the stream check.
+func New(ctx context.Context, o Options) (*Sink, error) {
+	if err := Validate(o); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	s := &Sink{
+		name:    "nats",
+		prefix:  o.SubjectPrefix,
+		timeout: o.PublishTimeout,
+		metrics: o.Metrics,
+		closed:  make(chan struct{}),
+	}
+	if o.JetStream {
+		s.stream = o.Stream.Name
+		s.name = "nats:jetstream:" + o.Stream.Name
+	}
+	s.log = o.Logger.Named("nats").With(zap.String("sink", s.name))
+
+	opts, err := s.connectOptions(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	nc, err := natsgo.Connect(strings.Join(o.URLs, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	s.nc = nc
+	s.metrics.setConnected(true)
+	s.log.Info("connected to nats", zap.String("server", nc.ConnectedUrlRedacted()))
+
+	if o.JetStream {
+		if err := s.setupStream(ctx, o); err != nil {
+			s.nc.Close()
+			<-s.closed
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Sink) connectOptions(ctx context.Context, o Options) ([]natsgo.Option, error) {
+	opts := []natsgo.Option{
+		natsgo.Name(o.Name),
+		natsgo.MaxReconnects(-1),
+		// Publishes while disconnected must fail rather than count as
+		// sent: the reconnect buffer may be discarded.
+		natsgo.ReconnectBufSize(-1),
+		// A daemon keeps retrying through rotated or briefly revoked
+		// credentials; the default gives up after two auth errors.
+		natsgo.IgnoreAuthErrorAbort(),
+		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
+			if s.closing.Load() {
+				return
+			}
+			s.metrics.disconnected()
+			s.log.Warn("disconnected from nats", zap.Error(err))
+		}),
+		natsgo.ReconnectHandler(func(nc *natsgo.Conn) {
+			s.metrics.reconnected()
+			s.log.Info("reconnected to nats", zap.String("server", nc.ConnectedUrlRedacted()))
+		}),
+		natsgo.ClosedHandler(func(*natsgo.Conn) {
+			s.metrics.setConnected(false)
+			s.closeOnce.Do(func() { close(s.closed) })
+		}),
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
+			s.log.Warn("nats async error", zap.Error(err))
+		}),
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// Dial timeout per server; the client's default is 2s.
+		if d := time.Until(dl); d > 0 && d < 2*time.Second {
+			opts = append(opts, natsgo.Timeout(d))
+		}
+	}
+	switch {
+	case o.CredsFile != "":
+		opts = append(opts, natsgo.UserCredentials(o.CredsFile))
+	case o.NKeyFile != "":
+		opt, err := natsgo.NkeyOptionFromSeed(o.NKeyFile)
+		if err != nil {
+			// The error may quote the file's content; name the key only.
+			return nil, errors.New("nkey_file: cannot read an nkey seed from the file")
+		}
+		opts = append(opts, opt)
+	case o.User != "":
+		opts = append(opts, natsgo.UserInfo(o.User, o.Password))
+	case o.Token != "":
+		opts = append(opts, natsgo.Token(o.Token))
+	}
+	if o.TLS != nil {
+		cfg, err := tlsConfig(*o.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, natsgo.Secure(cfg))
+	}
+	return opts, nil
+}
+
+func tlsConfig(t TLSOptions) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // explicit opt-in, for development
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func (s *Sink) setupStream(ctx context.Context, o Options) error {
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	s.js = js
+	_, err = js.Stream(ctx, s.stream)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s: %w", s.stream, err)
+	}
+	if !o.Stream.Create {
+		return fmt.Errorf("stream %s (create it, or set stream.create for development): %w", s.stream, err)
+	}
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        s.stream,
+		Description: "rollcall member events",
+		Subjects:    []string{s.prefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Duplicates:  DefaultDuplicateWindow,
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("create stream %s: %w", s.stream, err)
+	}
+	s.log.Info("created jetstream stream", zap.String("stream", s.stream),
+		zap.String("subjects", s.prefix+".>"))
+	return nil
+}
+
+// Name returns "nats", or "nats:jetstream:<stream>" in JetStream mode.
+func (s *Sink) Name() string { return s.name }
+
+// Publish sends events in order and returns once the server confirmed all
+// of them: in JetStream mode every event's PubAck (a duplicate ack counts:
+// the stream already holds the event), in core NATS mode a flush
+// round-trip after the last one. Each ack or flush waits at most
+// PublishTimeout. It fails fast with ErrNotConnected while disconnected.
+// On error a prefix of events may have been published.
+func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	msgs := make([]*natsgo.Msg, len(events))
+	for i, e := range events {
+		m, err := s.message(e)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish to nats: %w", err)
+	}
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("publish to nats (%s): %w", s.nc.Status(), ErrNotConnected)
+	}
+	if s.js != nil {
+		return s.publishJetStream(ctx, events, msgs)
+	}
+	return s.publishCore(ctx, msgs)
+}
+
+func (s *Sink) message(e schema.Event) (*natsgo.Msg, error) {
+	if e.Data.GroupID == "" {
+		return nil, fmt.Errorf("event %s: no group id", e.ID)
+	}
+	data, err := e.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	m := natsgo.NewMsg(Subject(s.prefix, e))
+	m.Data = data
+	m.Header.Set(HeaderContentType, schema.ContentType)
+	m.Header.Set(HeaderMsgID, e.ID)
+	m.Header.Set(HeaderCEID, e.ID)
+	m.Header.Set(HeaderCEType, e.Type)
+	m.Header.Set(HeaderCESource, e.Source)
+	return m, nil
+}
+
+func (s *Sink) publishJetStream(ctx context.Context, events []schema.Event, msgs []*natsgo.Msg) error {
+	// Sequential acks keep per-group order even when a publish fails
+	// halfway: nothing after the failed event reaches the stream.
+	for i, m := range msgs {
+		actx, cancel := context.WithTimeout(ctx, s.timeout)
+		ack, err := s.js.PublishMsg(actx, m,
+			jetstream.WithMsgID(events[i].ID), jetstream.WithExpectStream(s.stream))
+		cancel()
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr
+			}
+			return fmt.Errorf("publish event %s to %s: %w", events[i].ID, m.Subject, err)
+		}
+		if ack.Duplicate {
+			s.metrics.duplicate()
+		}
+	}
+	return nil
+}
+
+func (s *Sink) publishCore(ctx context.Context, msgs []*natsgo.Msg) error {
+	before := s.nc.LastError()
+	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("publish to nats: %w", err)
+		}
+		if err := s.nc.PublishMsg(m); err != nil {
+			return fmt.Errorf("publish to %s: %w", m.Subject, err)
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.nc.FlushWithContext(fctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr
+		}
+		return fmt.Errorf("flush nats: %w", err)
+	}
+	// A publish the server refused (permissions) is reported only as an
+	// asynchronous -ERR, which the client has recorded by the time the
+	// flush's PONG arrives.
+	if err := newPublishViolation(before, s.nc.LastError()); err != nil {
+		return fmt.Errorf("publish to nats: %w", err)
+	}
+	return nil
+}
+
+// newPublishViolation returns last when it is a publish permission
+// violation that happened after before was recorded.
+func newPublishViolation(before, last error) error {
+	if last == nil || !errors.Is(last, natsgo.ErrPermissionViolation) ||
+		!strings.Contains(strings.ToLower(last.Error()), "for publish") {
+		return nil
+	}
+	// Both are then *fmt.wrapError values, so == compares identity.
+	if before != nil && errors.Is(before, natsgo.ErrPermissionViolation) && before == last {
+		return nil
+	}
+	return last
+}
+
+// Healthy returns nil when the client is connected and, in JetStream
+// mode, the stream's info can be read.
+func (s *Sink) Healthy(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("nats (%s): %w", s.nc.Status(), ErrNotConnected)
+	}
+	if s.js == nil {
+		return nil
+	}
+	if _, err := s.js.Stream(ctx, s.stream); err != nil {
+		return fmt.Errorf("stream %s: %w", s.stream, err)
+	}
+	return nil
+}
+
+// Check verifies the sink end to end without publishing, for `rollcall
+// check`: a server round-trip and, in JetStream mode, the stream's info.
+func (s *Sink) Check(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("nats (%s): %w", s.nc.Status(), ErrNotConnected)
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.nc.FlushWithContext(fctx); err != nil {
+		return fmt.Errorf("nats round-trip: %w", err)
+	}
+	if s.js == nil {
+		return nil
+	}
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", s.stream, err)
+	}
+	info := st.CachedInfo()
+	if info.Config.Duplicates <= 0 {
+		return fmt.Errorf("stream %s: no duplicate window, re-published events would be stored twice", s.stream)
+	}
+	return nil
+}
+
+// Close drains the connection: messages still in the client's buffers are
+// sent before it closes. ctx bounds the wait; when it ends first, the
+// connection is closed at once and the error wraps ctx.Err().
+func (s *Sink) Close(ctx context.Context) error {
+	s.closing.Store(true)
+	err := s.nc.Drain()
+	switch {
+	case err == nil, errors.Is(err, natsgo.ErrConnectionClosed):
+	case errors.Is(err, natsgo.ErrConnectionReconnecting):
+		// Nothing can be drained while disconnected; Drain closed it.
+	default:
+		s.nc.Close()
+		<-s.closed
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	select {
+	case <-s.closed:
+		return nil
+	case <-ctx.Done():
+		s.nc.Close()
+		<-s.closed
+		return fmt.Errorf("drain nats: %w", ctx.Err())
+	}
+}

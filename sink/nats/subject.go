@@ -1,0 +1,83 @@
+package nats
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// Subject returns the subject an event is published on:
+// <prefix>.<sdkappid>.<group token>.<kind>, where kind is the last dotted
+// part of the event type (joined, left, dismissed) and the group token is
+// GroupToken(group id). Consumers subscribe with wildcards, e.g.
+// "rollcall.1400000000.*.joined" or "rollcall.*.<token>.>".
+func Subject(prefix string, e schema.Event) string {
+	kind := e.Type
+	if i := strings.LastIndexByte(kind, '.'); i >= 0 {
+		kind = kind[i+1:]
+	}
+	var b strings.Builder
+	b.Grow(len(prefix) + len(e.Data.GroupID) + len(kind) + 24)
+	b.WriteString(prefix)
+	b.WriteByte('.')
+	b.WriteString(strconv.FormatUint(e.Data.SDKAppID, 10))
+	b.WriteByte('.')
+	b.WriteString(GroupToken(e.Data.GroupID))
+	b.WriteByte('.')
+	// Types are rollcall's own constants, but escaping keeps a future or
+	// malformed type from ever adding a token or a wildcard.
+	b.WriteString(GroupToken(kind))
+	return b.String()
+}
+
+// GroupToken turns a group id into one subject token: every byte outside
+// [A-Za-z0-9_-] becomes %XX (upper-case hex). Dots, wildcards (*, >),
+// whitespace and the Tencent "@TGS#" prefix therefore cannot split the
+// token or widen a subscription, and the id can be recovered with
+// url.PathUnescape. The empty id gives the empty string.
+func GroupToken(groupID string) string {
+	n := 0
+	for i := 0; i < len(groupID); i++ {
+		if !safeByte(groupID[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return groupID
+	}
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(groupID)+2*n)
+	for i := 0; i < len(groupID); i++ {
+		c := groupID[i]
+		if safeByte(c) {
+			out = append(out, c)
+			continue
+		}
+		out = append(out, '%', hex[c>>4], hex[c&0x0f])
+	}
+	return string(out)
+}
+
+func safeByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
+}
+
+// validPrefix reports whether p is dot-separated, non-empty tokens of
+// [A-Za-z0-9_-].
+func validPrefix(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			if !safeByte(tok[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
