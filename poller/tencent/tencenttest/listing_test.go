@@ -184,8 +184,8 @@ func TestMembershipChangesBetweenPages(t *testing.T) {
 	}
 	clk.Advance(10e9)
 	s.Join("g1", schema.Member{Account: "newcomer"}) // newest: ahead of the cursor
-	s.Leave("g1", "user00004")                      // on a later page
-	s.Leave("g1", "user00001")                      // already listed
+	s.Leave("g1", "user00004")                       // on a later page
+	s.Leave("g1", "user00001")                       // already listed
 	// user00003 re-joins: it moves ahead of the cursor and is missed, as
 	// with the real time-based cursor.
 	s.Join("g1", schema.Member{Account: "user00003"})
