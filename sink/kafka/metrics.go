@@ -1,0 +1,62 @@
+package kafka
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the Kafka sink's Prometheus metrics. One value may serve
+// several sinks: series are labelled by topic.
+type Metrics struct {
+	messages *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
+	writes   *prometheus.HistogramVec
+}
+
+// Result label values of rollcall_kafka_messages_total.
+const (
+	resultAcked  = "acked"
+	resultFailed = "failed"
+)
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollcall_kafka_messages_total",
+			Help: "Messages the Kafka sink wrote, by topic and result: acked by all in-sync replicas, or failed.",
+		}, []string{"topic", "result"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rollcall_kafka_message_bytes_total",
+			Help: "Key and value bytes of acknowledged messages, before compression, by topic.",
+		}, []string{"topic"}),
+		writes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rollcall_kafka_write_duration_seconds",
+			Help:    "Duration of one write of up to batch_size messages until all acks, by topic.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"topic"}),
+	}
+	reg.MustRegister(m.messages, m.bytes, m.writes)
+	return m
+}
+
+// initTopic creates a topic's series at zero so they exist before the first
+// write.
+func (m *Metrics) initTopic(topic string) {
+	if m == nil {
+		return
+	}
+	m.messages.WithLabelValues(topic, resultAcked)
+	m.messages.WithLabelValues(topic, resultFailed)
+	m.bytes.WithLabelValues(topic)
+	m.writes.WithLabelValues(topic)
+}
+
+// observe records one write: acked messages (and their bytes) and failed
+// ones.
+func (m *Metrics) observe(topic string, acked, failed, ackedBytes int, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.writes.WithLabelValues(topic).Observe(seconds)
+	m.messages.WithLabelValues(topic, resultAcked).Add(float64(acked))
+	m.messages.WithLabelValues(topic, resultFailed).Add(float64(failed))
+	m.bytes.WithLabelValues(topic).Add(float64(ackedBytes))
+}
