@@ -293,6 +293,10 @@ func (s *Scheduler) SetGroups(ids []string) {
 	if len(ignored) > 0 {
 		s.log.Warn("ignoring dismissed groups: remove them from groups.ids", zap.Strings("group_ids", ignored))
 	}
+	if len(added)+len(removed) == 0 {
+		s.log.Debug("groups unchanged", zap.Int("groups", len(order)))
+		return
+	}
 	s.log.Info("groups changed", zap.Int("groups", len(order)),
 		zap.Strings("added", added), zap.Strings("removed", removed))
 }
@@ -388,8 +392,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	fatalMu.Lock()
 	defer fatalMu.Unlock()
 	if fatal != nil {
-		s.log.Error("stopping on fatal api error", zap.String("group_id", fatal.GroupID), zap.Error(fatal.Err))
-		return fatal
+		return fatal // the caller logs it: it ends the process
 	}
 	return nil
 }
@@ -401,6 +404,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // group's failure; a fatal API error is a *FatalError within it (errors.As).
 // It must not be called while Run is running.
 func (s *Scheduler) RunOnce(ctx context.Context) error {
+	s.mu.Lock()
+	running := s.st.running
+	s.mu.Unlock()
+	if running {
+		return errors.New("poller: RunOnce called while Run is running")
+	}
 	var (
 		mu   sync.Mutex
 		errs []error

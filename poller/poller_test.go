@@ -822,3 +822,57 @@ func TestLagRecorded(t *testing.T) {
 		t.Errorf("Status.Lag = %s, want >= 1m", st.Lag)
 	}
 }
+
+func TestClassifyOption(t *testing.T) {
+	errGone := errors.New("custom: no such group")
+	f := newFixture(t, Options{Groups: []string{"a"}, Classify: func(err error) tencent.Kind {
+		if errors.Is(err, errGone) {
+			return tencent.KindGroupGone
+		}
+		return tencent.KindOf(err)
+	}}, func(r *recorder) {
+		r.list = func(ctx context.Context, id string) ([]schema.Member, error) { return nil, errGone }
+	})
+	if err := f.s.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if snaps := f.rec.handled("a"); len(snaps) != 1 || !snaps[0].Dismissed {
+		t.Fatalf("snapshots = %+v, want one dismissed", snaps)
+	}
+}
+
+func TestRunOnceRefusedWhileRunning(t *testing.T) {
+	f := newFixture(t, Options{Groups: []string{"a"}, Interval: time.Hour}, nil)
+	stop := f.run(t)
+	waitFor(t, "Run started", func() bool { return f.s.Status().Running })
+	if err := f.s.RunOnce(context.Background()); err == nil {
+		t.Error("RunOnce ran concurrently with Run")
+	}
+	if err := f.s.Run(context.Background()); err == nil {
+		t.Error("a second Run started")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkRunOnce measures the scheduler's own overhead per group with a
+// lister and handler that do nothing.
+func BenchmarkRunOnce(b *testing.B) {
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("@TGS#%d", i)
+	}
+	nop := MemberListerFunc(func(ctx context.Context, id string) ([]schema.Member, error) { return nil, nil })
+	h := HandlerFunc(func(ctx context.Context, snap schema.Snapshot) error { return nil })
+	s, err := New(nop, h, Options{SDKAppID: appID, Groups: ids, Metrics: NewMetrics(nil)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.RunOnce(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
