@@ -117,7 +117,8 @@ type Options struct {
 	Classify func(error) tencent.Kind
 	// Now is the clock (default time.Now). Timers run on real time, so a
 	// test clock must advance like real time; it may be offset or jump.
-	Now    func() time.Time
+	Now func() time.Time
+	// Logger receives the scheduler's logs, named "poller"; nil: none.
 	Logger *zap.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
@@ -669,6 +670,7 @@ func (s *Scheduler) finish(id string, c *cycle, result string, size int) {
 		g.scheduled = false
 		s.order = slices.DeleteFunc(s.order, func(o string) bool { return o == id })
 		s.log.Warn("group dismissed: no longer polled, remove it from groups.ids", zap.String("group_id", id))
+		s.m.setGroups(len(s.order), s.staleLocked(now))
 	}
 	if !g.scheduled {
 		delete(s.groups, id)
