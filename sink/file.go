@@ -1,0 +1,363 @@
+package sink
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// FileOptions configures a File sink.
+type FileOptions struct {
+	// Dir holds the files; it is created (0o750) when missing.
+	Dir string
+	// Gzip compresses the files (.jsonl.gz).
+	Gzip bool
+	// Now picks the hourly file; nil means time.Now.
+	Now func() time.Time
+	// Logger reports repaired files; nil means zap.NewNop().
+	Logger *zap.Logger
+}
+
+// File writes events as JSON Lines (one structured-mode CloudEvent per
+// line) into hourly files named after the UTC hour at which they are
+// written, not the events' time: events-2026-11-25T14.jsonl, or
+// .jsonl.gz with Gzip. A new hour's file is started by the first Publish
+// in that hour, so the previous one is finished then or at Close.
+//
+// Publish returns after the batch is fsynced. With Gzip, the compressor is
+// flushed first, so every acknowledged batch can be read back even from a
+// file still being written. Restarting within an hour appends to that
+// hour's file: with Gzip as a new gzip member, which compress/gzip and
+// gunzip read as one stream. A tail left by a crash (a partial line, an
+// unterminated gzip member) is repaired before appending; only events
+// that were never acknowledged are dropped by the repair.
+type File struct {
+	dir  string
+	gzip bool
+	now  func() time.Time
+	log  *zap.Logger
+
+	mu     sync.Mutex
+	fh     *os.File
+	gz     *gzip.Writer
+	path   string
+	hour   time.Time
+	buf    []byte
+	closed bool
+}
+
+var _ Sink = (*File)(nil)
+
+// NewFile returns a File sink writing under o.Dir, creating it if needed.
+func NewFile(o FileOptions) (*File, error) {
+	if o.Dir == "" {
+		return nil, errors.New("file sink: empty dir")
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &File{dir: o.Dir, gzip: o.Gzip, now: now, log: log.Named("file")}, nil
+}
+
+// Name implements Sink: "file:" and the directory as configured.
+func (f *File) Name() string { return "file:" + f.dir }
+
+// Publish implements Sink.
+func (f *File) Publish(ctx context.Context, events []schema.Event) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish to %s: %w", f.Name(), err)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return fmt.Errorf("publish to %s: %w", f.Name(), ErrClosed)
+	}
+	hour := f.now().UTC().Truncate(time.Hour)
+	if f.fh != nil && !hour.Equal(f.hour) {
+		if err := f.finish(); err != nil {
+			return err
+		}
+	}
+	if f.fh == nil {
+		if err := f.open(hour); err != nil {
+			return err
+		}
+	}
+	buf, err := appendLines(f.buf[:0], events)
+	if cap(buf) <= maxKeptBuffer {
+		f.buf = buf
+	}
+	if err != nil {
+		return err
+	}
+	if err := f.write(buf); err != nil {
+		// The file may now end in a partial line or a broken gzip block:
+		// drop the handle so the next Publish reopens and repairs it.
+		f.abandon()
+		return err
+	}
+	return nil
+}
+
+func (f *File) write(buf []byte) error {
+	if f.gz != nil {
+		if _, err := f.gz.Write(buf); err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+		if err := f.gz.Flush(); err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+	} else if _, err := f.fh.Write(buf); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	if err := f.fh.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.path, err)
+	}
+	return nil
+}
+
+func (f *File) fileName(hour time.Time) string {
+	name := "events-" + hour.Format("2006-01-02T15") + ".jsonl"
+	if f.gzip {
+		name += ".gz"
+	}
+	return filepath.Join(f.dir, name)
+}
+
+// open opens (creating or repairing) the file of hour for appending.
+func (f *File) open(hour time.Time) error {
+	path := f.fileName(hour)
+	_, statErr := os.Stat(path)
+	existed := statErr == nil
+	if existed {
+		if err := f.repair(path); err != nil {
+			return err
+		}
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	if !existed {
+		// Make the new directory entry durable along with the data.
+		if err := syncDir(f.dir); err != nil {
+			fh.Close()
+			return err
+		}
+	}
+	f.fh, f.path, f.hour = fh, path, hour
+	if f.gzip {
+		f.gz = gzip.NewWriter(fh)
+	}
+	return nil
+}
+
+// finish completes the current file: the gzip trailer, fsync, close.
+func (f *File) finish() error {
+	fh, gz, path := f.fh, f.gz, f.path
+	f.fh, f.gz, f.path = nil, nil, ""
+	var errs []error
+	if gz != nil {
+		if err := gz.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("finish %s: %w", path, err))
+		}
+	}
+	if err := fh.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("sync %s: %w", path, err))
+	}
+	if err := fh.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close %s: %w", path, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (f *File) abandon() {
+	if f.fh != nil {
+		f.fh.Close() // the write error is what the caller needs
+	}
+	f.fh, f.gz, f.path = nil, nil, ""
+}
+
+// Close implements Sink: it finishes the current file.
+func (f *File) Close(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	if f.fh == nil {
+		return nil
+	}
+	return f.finish()
+}
+
+// repair makes an existing file safe to append to.
+func (f *File) repair(path string) error {
+	if f.gzip {
+		return f.repairGzip(path)
+	}
+	return f.repairPlain(path)
+}
+
+// repairPlain cuts a partial last line, which only an interrupted write
+// leaves behind (acknowledged batches end with a newline).
+func (f *File) repairPlain(path string) error {
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	size := st.Size()
+	keep, err := lastNewlineEnd(fh, size)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if keep == size {
+		return nil
+	}
+	if err := fh.Truncate(keep); err != nil {
+		return fmt.Errorf("truncate %s: %w", path, err)
+	}
+	if err := fh.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	f.log.Warn("dropped a partial line left by an interrupted write",
+		zap.String("file", path), zap.Int64("bytes", size-keep))
+	return nil
+}
+
+// lastNewlineEnd returns the offset just past the last '\n' in the first
+// size bytes of r, or 0 when there is none.
+func lastNewlineEnd(r io.ReaderAt, size int64) (int64, error) {
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	for end := size; end > 0; {
+		start := max(end-chunk, 0)
+		b := buf[:end-start]
+		if _, err := r.ReadAt(b, start); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
+
+// repairGzip checks that path decompresses to its end. When it does not
+// (a crash left a member without its trailer, or a partial block), it
+// rewrites the file with every complete line that can be read.
+func (f *File) repairGzip(path string) error {
+	err := readGzipLines(path, nil)
+	if err == nil {
+		return nil
+	}
+	f.log.Warn("rewriting a gzip file left unfinished", zap.String("file", path), zap.Error(err))
+	tmp, err := os.CreateTemp(f.dir, ".repair-*")
+	if err != nil {
+		return fmt.Errorf("repair %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
+		return fmt.Errorf("repair %s: %w", path, err)
+	}
+	bw := bufio.NewWriter(tmp)
+	gz := gzip.NewWriter(bw)
+	// The read error is expected here: everything before it is kept.
+	_ = readGzipLines(path, func(line []byte) error {
+		_, err := gz.Write(line)
+		return err
+	})
+	errs := []error{gz.Close(), bw.Flush(), tmp.Sync(), tmp.Close()}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("repair %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("repair %s: %w", path, err)
+	}
+	return syncDir(f.dir)
+}
+
+// readGzipLines decompresses path (all members) and calls fn, when not
+// nil, with each complete line including its newline. It returns the first
+// error, including one for a truncated stream or a partial last line.
+func readGzipLines(path string, fn func(line []byte) error) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	zr, err := gzip.NewReader(bufio.NewReader(fh))
+	if errors.Is(err, io.EOF) {
+		return nil // empty file
+	}
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(zr, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: gather it whole.
+			rest, err2 := br.ReadBytes('\n')
+			line, err = append(append([]byte{}, line...), rest...), err2
+		}
+		if err == nil {
+			if fn != nil {
+				if err := fn(line); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if len(line) > 0 {
+				return errors.New("partial last line")
+			}
+			return nil
+		}
+		return err
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
