@@ -1,0 +1,642 @@
+// Package tencent is rollcall's client for the Tencent Cloud Chat REST API:
+// it lists the online members of audio-video groups
+// (v4/group_open_avchatroom_http_svc/get_members) and reads their online
+// headcount.
+//
+// The client owns everything that is specific to Tencent: request signing
+// through a usersig.Source, the app-wide rate limit (one token bucket for
+// every call, halved for a minute when Tencent says the app is too fast),
+// cursor paging, per-page retries with exponential backoff bounded by the
+// caller's context, failover to the region's backup domain on transport
+// errors, and the mapping of ErrorCodes to an *APIError with a Kind. The
+// usersig never appears in an error, a log line or a metric.
+package tencent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// Defaults for Options.
+const (
+	// DefaultRateLimit is Tencent's documented limit for get_members and
+	// get_online_member_num, in calls per second.
+	DefaultRateLimit      = 200
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+const (
+	svcAVChatRoom = "group_open_avchatroom_http_svc"
+	svcGroup      = "group_open_http_svc"
+
+	// maxPages guards against a server that never ends a listing; a group
+	// has at most 1,000 listed members, so this is far beyond any real one.
+	maxPages = 10000
+	// maxResponseBytes bounds a response body: Tencent caps responses at
+	// 1 MB (error 10018).
+	maxResponseBytes = 8 << 20
+	// slowDownFor is how long the rate stays halved after a rate-limit code.
+	slowDownFor = time.Minute
+	// authCooldown is how long 70050 locks the app out.
+	authCooldown = 60 * time.Second
+)
+
+// ErrPagingLoop reports a listing the server never ended: a cursor came back
+// twice, or there were more than 10,000 pages.
+var ErrPagingLoop = errors.New("server paging loop")
+
+type region struct{ primary, backup string }
+
+// regions are the data centers' REST domains, from Tencent's RESTful API
+// overview. Tokyo has no documented backup domain.
+var regions = map[string]region{
+	"china":          {"console.tim.qq.com", "adminapi.my-imcloud.com"},
+	"singapore":      {"adminapisgp.im.qcloud.com", "adminapisgp.my-imcloud.com"},
+	"seoul":          {"adminapikr.im.qcloud.com", "adminapikr.my-imcloud.com"},
+	"tokyo":          {"adminapijpn.im.qcloud.com", ""},
+	"frankfurt":      {"adminapiger.im.qcloud.com", "adminapiger.my-imcloud.com"},
+	"mumbai":         {"adminapiind.im.qcloud.com", "adminapiind.my-imcloud.com"},
+	"silicon_valley": {"adminapiusa.im.qcloud.com", "adminapiusa.my-imcloud.com"},
+	"jakarta":        {"adminapiidn.im.qcloud.com", "adminapiidn.my-imcloud.com"},
+}
+
+// Regions returns the known region names and their primary domains.
+func Regions() map[string]string {
+	out := make(map[string]string, len(regions))
+	for name, r := range regions {
+		out[name] = r.primary
+	}
+	return out
+}
+
+// Options configures a Client.
+type Options struct {
+	SDKAppID uint64
+	// Identifier is the App admin account the calls are made as.
+	Identifier string
+	// Sig supplies the usersig for Identifier. Required.
+	Sig usersig.Source
+	// Region selects the data center's domains (see Regions). Ignored when
+	// Endpoint is set.
+	Region string
+	// Endpoint overrides the base URL, e.g. "http://127.0.0.1:8080" for a
+	// simulator. http is allowed; there is no backup domain.
+	Endpoint string
+	// RateLimit is the calls per second allowed for all calls of this
+	// client together; 0 means DefaultRateLimit. Bursts are not allowed,
+	// so no one-second window sees more than RateLimit+1 calls.
+	RateLimit float64
+	// RequestTimeout bounds each HTTP request; 0 means 5s.
+	RequestTimeout time.Duration
+	// Mark, when set, makes get_members return only members with this mark.
+	Mark *int64
+	// HTTPClient is optional; its Timeout should be unset or longer than
+	// RequestTimeout.
+	HTTPClient *http.Client
+	// Backoff returns the retry policy for one API call; it is a test hook.
+	// The default is exponential with jitter from 200ms to 5s, for at most
+	// two minutes (the caller's context normally ends it sooner).
+	Backoff func() backoff.BackOff
+	// Now is the clock behind the rate limiter and its penalties; nil
+	// means time.Now.
+	Now     func() time.Time
+	Logger  *zap.Logger
+	Metrics *Metrics
+}
+
+// Client calls the Tencent Cloud Chat REST API for one app. It is safe for
+// concurrent use; all calls share one rate limit.
+type Client struct {
+	sdkappid   uint64
+	identifier string
+	sig        usersig.Source
+	bases      []string
+	base       atomic.Int32 // index into bases of the domain in use
+	mark       *int64
+	hc         *http.Client
+	timeout    time.Duration
+	newBackoff func() backoff.BackOff
+	now        func() time.Time
+	log        *zap.Logger
+	m          *Metrics
+
+	// Test hooks.
+	sleep    func(ctx context.Context, d time.Duration) error
+	maxPages int
+
+	lim      *rate.Limiter
+	baseRate rate.Limit
+	mu       sync.Mutex
+	// restoreAt is when a halved rate goes back to baseRate; zero when the
+	// rate is not halved.
+	restoreAt time.Time
+	// coolUntil holds every call back after a 70050 lockout.
+	coolUntil time.Time
+}
+
+// New validates o and returns a Client. It does no I/O.
+func New(o Options) (*Client, error) {
+	if o.SDKAppID == 0 {
+		return nil, errors.New("tencent: sdkappid is required")
+	}
+	if err := usersig.ValidateIdentifier(o.Identifier); err != nil {
+		return nil, fmt.Errorf("tencent: %w", err)
+	}
+	if o.Sig == nil {
+		return nil, errors.New("tencent: a usersig source is required")
+	}
+	var bases []string
+	if o.Endpoint != "" {
+		u, err := url.Parse(o.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("tencent: endpoint %q: want http(s)://host[:port][/path]", o.Endpoint)
+		}
+		bases = []string{strings.TrimRight(o.Endpoint, "/")}
+	} else {
+		r, ok := regions[o.Region]
+		if !ok {
+			names := make([]string, 0, len(regions))
+			for n := range regions {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return nil, fmt.Errorf("tencent: region %q unknown: want one of %s, or an endpoint", o.Region, strings.Join(names, ", "))
+		}
+		bases = []string{"https://" + r.primary}
+		if r.backup != "" {
+			bases = append(bases, "https://"+r.backup)
+		}
+	}
+	switch {
+	case o.RateLimit < 0:
+		return nil, fmt.Errorf("tencent: rate limit %v: must be > 0", o.RateLimit)
+	case o.RateLimit == 0:
+		o.RateLimit = DefaultRateLimit
+	}
+	switch {
+	case o.RequestTimeout < 0:
+		return nil, fmt.Errorf("tencent: request timeout %v: must be > 0", o.RequestTimeout)
+	case o.RequestTimeout == 0:
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if o.Backoff == nil {
+		o.Backoff = defaultBackoff
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return &Client{
+		sdkappid: o.SDKAppID, identifier: o.Identifier, sig: o.Sig, bases: bases,
+		mark: o.Mark, hc: o.HTTPClient, timeout: o.RequestTimeout,
+		newBackoff: o.Backoff, now: o.Now, log: o.Logger.Named("tencent"), m: o.Metrics,
+		sleep: sleepCtx, maxPages: maxPages,
+		// Burst 1: Tencent counts calls per second, so a full bucket must
+		// not let a burst of RateLimit calls through on top of the rate.
+		lim: rate.NewLimiter(rate.Limit(o.RateLimit), 1), baseRate: rate.Limit(o.RateLimit),
+	}, nil
+}
+
+func defaultBackoff() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(200*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(2*time.Minute),
+	)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+type membersRequest struct {
+	GroupID string `json:"GroupId"`
+	// Timestamp is the cursor, sent back exactly as received so values
+	// beyond 2^53 (or 2^63) survive.
+	Timestamp json.Number `json:"Timestamp"`
+	Mark      *int64      `json:"Mark,omitempty"`
+}
+
+type wireMember struct {
+	Account  string      `json:"Member_Account"`
+	NickName string      `json:"NickName"`
+	Avatar   string      `json:"Avatar"`
+	JoinTime json.Number `json:"JoinTime"`
+}
+
+type membersResponse struct {
+	status
+	MemberList    []wireMember `json:"MemberList"`
+	NextTimestamp json.Number  `json:"NextTimestamp"`
+
+	members []schema.Member
+	next    uint64
+}
+
+func (r *membersResponse) validate() error {
+	if r.NextTimestamp == "" {
+		return errors.New("no NextTimestamp")
+	}
+	next, err := strconv.ParseUint(string(r.NextTimestamp), 10, 64)
+	if err != nil {
+		return fmt.Errorf("NextTimestamp %.40q is not an unsigned 64-bit integer", string(r.NextTimestamp))
+	}
+	r.next = next
+	r.members = make([]schema.Member, 0, len(r.MemberList))
+	for i, w := range r.MemberList {
+		if w.Account == "" {
+			return fmt.Errorf("member %d has no Member_Account", i)
+		}
+		var jt int64
+		if w.JoinTime != "" {
+			if jt, err = strconv.ParseInt(string(w.JoinTime), 10, 64); err != nil {
+				return fmt.Errorf("member %d: JoinTime %.40q is not an integer", i, string(w.JoinTime))
+			}
+		}
+		r.members = append(r.members, schema.Member{Account: w.Account, NickName: w.NickName, Avatar: w.Avatar, JoinTime: jt})
+	}
+	return nil
+}
+
+// ListMembers returns the online members of an audio-video group,
+// de-duplicated and sorted by account (schema.NormalizeMembers). It reads
+// every page; a page is retried while ctx allows, and a page that still
+// fails fails the whole listing: a partial list is never returned.
+//
+// Errors carry a Kind (KindOf); KindGroupGone means the group does not
+// exist. Tencent returns at most the 1,000 most recent online members, and
+// only 30 when the app's plan or console switch lacks the feature, without
+// any error.
+func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Member, error) {
+	if groupID == "" {
+		return nil, errors.New("list members: empty group id")
+	}
+	req := membersRequest{GroupID: groupID, Timestamp: "0", Mark: c.mark}
+	seen := make(map[uint64]bool)
+	var members []schema.Member
+	for page := 1; ; page++ {
+		if page > c.maxPages {
+			return nil, fmt.Errorf("list members of %s: %w: more than %d pages", groupID, ErrPagingLoop, c.maxPages)
+		}
+		var resp *membersResponse
+		err := c.call(ctx, cmdGetMembers, svcAVChatRoom, groupID, req, func() response {
+			resp = &membersResponse{}
+			return resp
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list members of %s: page %d: %w", groupID, page, err)
+		}
+		members = append(members, resp.members...)
+		if resp.next == 0 {
+			break
+		}
+		if seen[resp.next] {
+			return nil, fmt.Errorf("list members of %s: %w: cursor %s repeated on page %d", groupID, ErrPagingLoop, resp.NextTimestamp, page)
+		}
+		seen[resp.next] = true
+		req.Timestamp = resp.NextTimestamp
+	}
+	return schema.NormalizeMembers(members), nil
+}
+
+type onlineNumResponse struct {
+	status
+	OnlineMemberNum *int `json:"OnlineMemberNum"`
+}
+
+func (r *onlineNumResponse) validate() error {
+	if r.OnlineMemberNum == nil || *r.OnlineMemberNum < 0 {
+		return errors.New("no valid OnlineMemberNum")
+	}
+	return nil
+}
+
+// OnlineMemberNum returns the online headcount of an audio-video group
+// (get_online_member_num). Compared with the length of ListMembers it
+// reveals the 1,000-member cap and the 30-member cap of an app without the
+// online-member-list feature.
+func (c *Client) OnlineMemberNum(ctx context.Context, groupID string) (int, error) {
+	if groupID == "" {
+		return 0, errors.New("online member num: empty group id")
+	}
+	var resp *onlineNumResponse
+	err := c.call(ctx, cmdOnlineMemberNum, svcGroup, groupID, struct {
+		GroupID string `json:"GroupId"`
+	}{groupID}, func() response {
+		resp = &onlineNumResponse{}
+		return resp
+	})
+	if err != nil {
+		return 0, fmt.Errorf("online member num of %s: %w", groupID, err)
+	}
+	return *resp.OnlineMemberNum, nil
+}
+
+// status is the envelope every response carries.
+type status struct {
+	ActionStatus string `json:"ActionStatus"`
+	ErrorCode    *int   `json:"ErrorCode"`
+	ErrorInfo    string `json:"ErrorInfo"`
+}
+
+func (s *status) st() *status { return s }
+
+type response interface {
+	st() *status
+	// validate checks the command's fields once the envelope says OK.
+	validate() error
+}
+
+// waitError: the rate limiter (or a 70050 cool-down) would hold the call
+// past the caller's deadline, so it is not made at all.
+type waitError struct {
+	d       time.Duration
+	lockout bool
+}
+
+func (e *waitError) Error() string {
+	if e.lockout {
+		return fmt.Sprintf("usersig lockout (70050): wait of %v exceeds the deadline", e.d.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("rate limit wait of %v exceeds the deadline", e.d.Round(time.Millisecond))
+}
+func (e *waitError) Unwrap() error { return context.DeadlineExceeded }
+
+// call performs one API call, retrying it per the error's kind, and decodes
+// the successful response into the value newResp returns (a fresh one per
+// attempt).
+func (c *Client) call(ctx context.Context, command, service, groupID string, body any, newResp func() response) error {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("%s: encode request: %w", command, err)
+	}
+	var (
+		attempt     int
+		lastErr     error // the last failure Tencent or the network gave
+		authRetried bool
+	)
+	op := func() error {
+		for {
+			attempt++
+			err := c.attempt(ctx, command, service, payload, newResp())
+			if err == nil {
+				return nil
+			}
+			var we *waitError
+			if errors.As(err, &we) || ctx.Err() != nil {
+				return backoff.Permanent(err)
+			}
+			lastErr = err
+			var ae *APIError
+			if !errors.As(err, &ae) {
+				return err // transport: retry
+			}
+			switch ae.Kind {
+			case KindTransient:
+				return err
+			case KindRateLimited:
+				c.slowDown(ae.Code)
+				return err
+			case KindAuth:
+				c.sig.Invalidate()
+				if !authRetried {
+					authRetried = true
+					c.log.Warn("usersig rejected, retrying once with a fresh one",
+						zap.String("group_id", groupID), zap.Int("code", ae.Code), zap.Int("attempt", attempt))
+					continue
+				}
+				// A fresh usersig was rejected too: the key, identifier or
+				// sdkappid is wrong, which no retry fixes.
+				ae.Kind = KindFatalConfig
+				return backoff.Permanent(ae)
+			default:
+				return backoff.Permanent(err)
+			}
+		}
+	}
+	notify := func(err error, next time.Duration) {
+		lvl := zap.DebugLevel
+		if KindOf(err) == KindRateLimited || attempt >= 3 {
+			lvl = zap.WarnLevel
+		}
+		c.log.Log(lvl, "api call failed, retrying",
+			zap.String("command", command), zap.String("group_id", groupID),
+			zap.String("code", codeLabel(err)), zap.Int("attempt", attempt),
+			zap.Duration("backoff", next), zap.Error(err))
+	}
+	b := backoff.WithContext(&deadlineBackOff{BackOff: c.newBackoff(), ctx: ctx}, ctx)
+	err = backoff.RetryNotify(op, b, notify)
+	if err != nil && lastErr != nil && err != lastErr && !errors.Is(err, lastErr) {
+		// The context or the deadline ended the retries: keep the reason
+		// the call was failing, which is what an operator needs.
+		err = fmt.Errorf("%w; last error: %w", err, lastErr)
+	}
+	return err
+}
+
+// deadlineBackOff stops retrying when the next wait would end after ctx's
+// deadline, instead of sleeping until the deadline for nothing.
+type deadlineBackOff struct {
+	backoff.BackOff
+	ctx context.Context
+}
+
+func (b *deadlineBackOff) NextBackOff() time.Duration {
+	d := b.BackOff.NextBackOff()
+	if dl, ok := b.ctx.Deadline(); ok && d != backoff.Stop && time.Until(dl) < d {
+		return backoff.Stop
+	}
+	return d
+}
+
+// attempt makes one HTTP request and decodes its response into resp.
+func (c *Client) attempt(ctx context.Context, command, service string, payload []byte, resp response) error {
+	if err := c.wait(ctx); err != nil {
+		return err
+	}
+	sig, err := c.sig.UserSig()
+	if err != nil {
+		return &APIError{Command: command, Info: "get usersig: " + err.Error(), Kind: KindFatalConfig}
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	idx := c.base.Load()
+	u := c.bases[idx] + "/v4/" + service + "/" + command +
+		"?sdkappid=" + strconv.FormatUint(c.sdkappid, 10) +
+		"&identifier=" + url.QueryEscape(c.identifier) +
+		"&usersig=" + url.QueryEscape(sig) +
+		"&random=" + strconv.FormatUint(uint64(rand.Uint32()), 10) +
+		"&contenttype=json"
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u, bytes.NewReader(payload))
+	if err != nil {
+		return &APIError{Command: command, Info: redact(err, sig).Error(), Kind: KindFatalConfig}
+	}
+	req.Header.Set("Content-Type", "application/json")
+
+	start := time.Now()
+	res, err := c.hc.Do(req)
+	if err != nil {
+		c.m.call(command, "transport", time.Since(start))
+		if ctx.Err() == nil && len(c.bases) > 1 {
+			// Try the other domain next time; CAS so that concurrent
+			// failures on the same domain flip it only once.
+			c.base.CompareAndSwap(idx, 1-idx)
+		}
+		return fmt.Errorf("%s: %w", command, redact(err, sig))
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes+1))
+	if err != nil {
+		c.m.call(command, "transport", time.Since(start))
+		return fmt.Errorf("%s: read response: %w", command, redact(err, sig))
+	}
+	d := time.Since(start)
+	if res.StatusCode != http.StatusOK {
+		c.m.call(command, "http_"+strconv.Itoa(res.StatusCode), d)
+		kind := KindTransient
+		if res.StatusCode == http.StatusTooManyRequests {
+			kind = KindRateLimited
+		}
+		return &APIError{Command: command, HTTPStatus: res.StatusCode, Info: http.StatusText(res.StatusCode), Kind: kind}
+	}
+	invalid := func(info string) error {
+		c.m.call(command, "invalid_response", d)
+		return &APIError{Command: command, HTTPStatus: res.StatusCode, Info: redactString(info, sig), Kind: KindTransient}
+	}
+	if len(raw) > maxResponseBytes {
+		return invalid(fmt.Sprintf("body larger than %d bytes", maxResponseBytes))
+	}
+	if err := json.Unmarshal(raw, resp); err != nil {
+		return invalid("decode JSON: " + err.Error())
+	}
+	st := resp.st()
+	if st.ActionStatus == "" {
+		return invalid("no ActionStatus")
+	}
+	if st.ErrorCode != nil && *st.ErrorCode != 0 {
+		code := *st.ErrorCode
+		c.m.call(command, strconv.Itoa(code), d)
+		return &APIError{Command: command, HTTPStatus: res.StatusCode, Code: code,
+			Info: redactString(st.ErrorInfo, sig), Kind: classify(code)}
+	}
+	if st.ActionStatus != "OK" {
+		return invalid(fmt.Sprintf("ActionStatus %.20q with ErrorCode 0", st.ActionStatus))
+	}
+	if err := resp.validate(); err != nil {
+		return invalid(err.Error())
+	}
+	c.m.call(command, "0", d)
+	return nil
+}
+
+func redactString(s, sig string) string {
+	if sig == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, sig, "REDACTED")
+}
+
+// codeLabel is the code an error is counted and logged under.
+func codeLabel(err error) string {
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae) && ae.HTTPStatus != 0 && ae.HTTPStatus != http.StatusOK:
+		return "http_" + strconv.Itoa(ae.HTTPStatus)
+	case errors.As(err, &ae) && ae.Code != 0:
+		return strconv.Itoa(ae.Code)
+	case errors.As(err, &ae):
+		return "invalid_response"
+	}
+	return "transport"
+}
+
+// wait takes a token from the app-wide bucket, honouring a 70050
+// cool-down. It fails at once, without waiting, when the wait would outlast
+// ctx's deadline.
+func (c *Client) wait(ctx context.Context) error {
+	now := c.now()
+	c.mu.Lock()
+	if !c.restoreAt.IsZero() && !now.Before(c.restoreAt) {
+		c.lim.SetLimitAt(now, c.baseRate)
+		c.restoreAt = time.Time{}
+		c.log.Info("rate limit restored", zap.Float64("calls_per_second", float64(c.baseRate)))
+	}
+	cool := c.coolUntil.Sub(now)
+	c.mu.Unlock()
+
+	r := c.lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	lockout := cool > d
+	if lockout {
+		d = cool
+	}
+	if d <= 0 {
+		c.m.waited(0)
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		r.CancelAt(now)
+		return &waitError{d: d, lockout: lockout}
+	}
+	err := c.sleep(ctx, d)
+	c.m.waited(d)
+	if err != nil {
+		r.CancelAt(c.now())
+		return err
+	}
+	return nil
+}
+
+// slowDown halves the rate for a minute after Tencent said the app calls
+// too fast; repeated complaints extend the minute rather than halving
+// again, so one burst cannot throttle the poller to a crawl. code 70050
+// also holds every call back for a minute.
+func (c *Client) slowDown(code int) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.restoreAt.IsZero() {
+		c.lim.SetLimitAt(now, c.baseRate/2)
+		c.log.Warn("rate limited by tencent, halving the call rate for a minute",
+			zap.Int("code", code), zap.Float64("calls_per_second", float64(c.baseRate/2)))
+	}
+	c.restoreAt = now.Add(slowDownFor)
+	if code == 70050 {
+		c.coolUntil = now.Add(authCooldown)
+		c.sig.Invalidate()
+		c.log.Warn("usersig lockout (70050), pausing all calls for a minute", zap.Int("code", code))
+	}
+}
