@@ -10,8 +10,10 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -57,6 +59,7 @@ type Sink struct {
 	metrics *Metrics
 	now     func() time.Time
 
+	closing   atomic.Bool
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
@@ -211,10 +214,15 @@ func (s *Sink) Name() string { return s.name }
 // all in-sync replicas acknowledged every one of them. On error a prefix of
 // each partition's events may have been written; retrying the same events
 // is safe (at-least-once, see the package doc). ctx cancellation returns
-// promptly with an error wrapping ctx.Err().
+// promptly with an error wrapping ctx.Err(). Errors no retry can fix (an
+// event that does not encode, a message over the size limit, Publish after
+// Close, which wraps sink.ErrClosed) are wrapped with backoff.Permanent.
 func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
 	if len(events) == 0 {
 		return nil
+	}
+	if s.closing.Load() {
+		return fmt.Errorf("publish to %s: %w", s.name, backoff.Permanent(sink.ErrClosed))
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", s.name, err)
@@ -223,13 +231,17 @@ func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
 	for i, e := range events {
 		m, err := s.message(e)
 		if err != nil {
-			return fmt.Errorf("encode event %s: %w", e.ID, err)
+			// Retrying cannot fix an event that does not encode.
+			return fmt.Errorf("encode event %s: %w", e.ID, backoff.Permanent(err))
 		}
 		msgs[i] = m
 	}
 	for start := 0; start < len(msgs); {
 		end := s.chunkEnd(msgs, start)
 		if err := s.write(ctx, msgs[start:end]); err != nil {
+			if tooLarge(err) {
+				err = backoff.Permanent(err)
+			}
 			if start > 0 {
 				return fmt.Errorf("publish to %s: events %d-%d of %d: %w", s.name, start, end-1, len(msgs), err)
 			}
@@ -298,6 +310,13 @@ func (s *Sink) write(ctx context.Context, msgs []kafka.Message) error {
 	return err
 }
 
+// tooLarge reports whether err says a message exceeds what the writer or
+// the broker accepts: no retry will succeed.
+func tooLarge(err error) bool {
+	var mtl kafka.MessageTooLargeError
+	return errors.As(err, &mtl) || errors.Is(err, kafka.MessageSizeTooLarge)
+}
+
 // writeErrors summarises kafka.WriteErrors, whose own message repeats the
 // same error once per message.
 type writeErrors struct {
@@ -358,6 +377,7 @@ func (s *Sink) message(e schema.Event) (kafka.Message, error) {
 // returns its error; the flush then finishes in the background within the
 // writer's retry budget (3 attempts of WriteTimeout each).
 func (s *Sink) Close(ctx context.Context) error {
+	s.closing.Store(true)
 	s.closeOnce.Do(func() {
 		go func() {
 			defer close(s.closed)
