@@ -16,6 +16,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/time/rate"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
@@ -615,8 +616,12 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("calls{code=%s} = %v, want %v", code, got, want)
 		}
 	}
-	if got := testutil.CollectAndCount(m.RateLimitWait); got != 1 {
-		t.Errorf("wait histogram missing")
+	var pb dto.Metric
+	if err := m.RateLimitWait.(prometheus.Metric).Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	if got := pb.GetHistogram().GetSampleCount(); got != 5 {
+		t.Errorf("rate limit waits observed %d, want one per attempt (5)", got)
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
 		t.Error(problems, err)
