@@ -1,0 +1,283 @@
+// Package filestore is the durable diff.Store: one JSON file per group in
+// a directory that one rollcall process owns.
+//
+// A file's name is the group id in lowercase base32 (RFC 4648 "extended
+// hex" alphabet, no padding) plus ".json". The encoding is reversible,
+// cannot produce "/", "." or "..", and has no two names differing only in
+// case, so it is collision-free on case-insensitive filesystems too. The
+// group id is also stored inside the file for people reading it.
+//
+// Saves are atomic and durable: the state is written to a temporary file
+// in the same directory, fsynced, renamed over the old file, and the
+// directory is fsynced. A crash at any instant leaves the old or the new
+// file, never a torn one; leftover temporary files are removed by Open.
+package filestore
+
+import (
+	"context"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/rollcall-dev/rollcall/diff"
+)
+
+const (
+	lockName  = "LOCK"
+	ext       = ".json"
+	tmpPrefix = ".tmp-"
+	// maxNameLen keeps names under the common 255-byte limit.
+	maxNameLen = 255
+)
+
+var enc = base32.HexEncoding.WithPadding(base32.NoPadding)
+
+// ErrLocked is returned by Open when another process holds the directory.
+var ErrLocked = errors.New("state directory is locked by another process")
+
+// Store is a diff.Store over a directory. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	log  *zap.Logger
+	lock *os.File
+
+	mu     sync.RWMutex // guards closed; Close waits for in-flight calls
+	closed bool
+}
+
+var _ diff.Store = (*Store)(nil)
+
+// Open creates dir if needed, locks it exclusively (flock on dir/LOCK, so
+// two rollcall processes cannot share it; the kernel releases the lock
+// when the process dies) and removes temporary files a crash left behind.
+func Open(dir string, logger *zap.Logger) (*Store, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	log := logger.Named("filestore")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := flock(lock); err != nil {
+		lock.Close()
+		if errors.Is(err, errWouldBlock) {
+			return nil, fmt.Errorf("state dir %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock state dir %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, log: log, lock: lock}
+	if err := s.removeTemps(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// removeTemps deletes what interrupted saves left. Only the lock holder
+// writes here, so no temp file belongs to a live save.
+func (s *Store) removeTemps() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("read state dir: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stray temp file: %w", err)
+		}
+		removed++
+	}
+	if removed > 0 {
+		s.log.Info("removed temp files of interrupted saves", zap.Int("count", removed), zap.String("dir", s.dir))
+		return syncDir(s.dir)
+	}
+	return nil
+}
+
+// FileName returns the name of the file holding groupID's state.
+func FileName(groupID string) string {
+	return strings.ToLower(enc.EncodeToString([]byte(groupID))) + ext
+}
+
+// groupOf reverses FileName; ok is false for names it did not produce.
+func groupOf(name string) (string, bool) {
+	base, found := strings.CutSuffix(name, ext)
+	if !found || base == "" || base != strings.ToLower(base) {
+		return "", false
+	}
+	b, err := enc.DecodeString(strings.ToUpper(base))
+	if err != nil || FileName(string(b)) != name {
+		return "", false
+	}
+	return string(b), true
+}
+
+func (s *Store) path(groupID string) (string, error) {
+	if groupID == "" {
+		return "", errors.New("empty group id")
+	}
+	name := FileName(groupID)
+	if len(name) > maxNameLen {
+		return "", fmt.Errorf("group id of %d bytes is too long for a file name", len(groupID))
+	}
+	return filepath.Join(s.dir, name), nil
+}
+
+// Load implements diff.Store. A file that cannot be decoded is an error
+// naming it, never "no state": that would re-baseline the group.
+func (s *Store) Load(ctx context.Context, groupID string) (*diff.State, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, diff.ErrClosed
+	}
+	p, err := s.path(groupID)
+	if err != nil {
+		return nil, fmt.Errorf("load state of %q: %w", groupID, err)
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var st diff.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("decode state file %s: %w", p, err)
+	}
+	if st.Version != diff.StateVersion {
+		return nil, fmt.Errorf("state file %s: version %d, this rollcall reads %d", p, st.Version, diff.StateVersion)
+	}
+	if st.GroupID != groupID {
+		return nil, fmt.Errorf("state file %s: holds group %q, not %q", p, st.GroupID, groupID)
+	}
+	return &st, nil
+}
+
+// Save implements diff.Store: write a temp file, fsync, rename, fsync the
+// directory.
+func (s *Store) Save(ctx context.Context, st *diff.State) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if st == nil {
+		return errors.New("save state: nil state")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return diff.ErrClosed
+	}
+	p, err := s.path(st.GroupID)
+	if err != nil {
+		return fmt.Errorf("save state of %q: %w", st.GroupID, err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("create temp file: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(b); err != nil {
+		return fmt.Errorf("write temp file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync temp file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close temp file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("rename state file: %w", err)
+	}
+	committed = true
+	// Without this the rename itself may not survive a power loss.
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("sync state dir: %w", err)
+	}
+	return nil
+}
+
+// List implements diff.Store. Files that are not state files are ignored.
+func (s *Store) List(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, diff.ErrClosed
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("read state dir: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if id, ok := groupOf(e.Name()); ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Close releases the directory lock. It waits for calls in progress;
+// later calls fail with diff.ErrClosed. Closing twice is a no-op.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	// Closing the descriptor releases the flock.
+	if err := s.lock.Close(); err != nil {
+		return fmt.Errorf("release state dir lock: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,363 @@
+package filestore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/diff/difftest"
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// crashDirEnv makes the test binary run saveLoop instead of the tests: the
+// crash test re-executes itself with it and kills the child with SIGKILL.
+const crashDirEnv = "ROLLCALL_FILESTORE_CRASH_DIR"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashDirEnv); dir != "" {
+		saveLoop(dir)
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const crashGroup = "@TGS#crash/../group"
+
+// crashState is the n-th state of the crash loop. Every member's JoinTime
+// and the ObservedAt encode n, so a torn or mixed file is detectable.
+func crashState(n int) *diff.State {
+	st := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: crashGroup,
+		ObservedAt: t0.Add(time.Duration(n) * time.Second)}
+	for i := range 500 + n%700 {
+		st.Members = append(st.Members, diff.Tracked{Member: schema.Member{
+			Account: fmt.Sprintf("user%05d", i), NickName: strings.Repeat("x", 40), JoinTime: int64(n)},
+			LastSeen: st.ObservedAt})
+	}
+	return st
+}
+
+// saveLoop saves crashState(1), crashState(2), ... and prints each n once
+// its Save returned, until it is killed.
+func saveLoop(dir string) {
+	s, err := Open(dir, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	start := 1
+	if prev, err := s.Load(context.Background(), crashGroup); err == nil && prev != nil {
+		start = int(prev.ObservedAt.Sub(t0)/time.Second) + 1
+	}
+	for n := start; ; n++ {
+		if err := s.Save(context.Background(), crashState(n)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Println(n)
+	}
+}
+
+// A process killed with SIGKILL at an arbitrary point of a tight save
+// loop leaves a state that opens and loads, and is the last acknowledged
+// save or a later one.
+func TestCrashDuringSaveLeavesValidState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	dir := t.TempDir()
+	for round := range 6 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill after a varying number of acknowledged saves, so the kill
+		// lands at different points of the write-sync-rename sequence.
+		sc := bufio.NewScanner(out)
+		acked, seen := 0, 0
+		for seen < 5+round*7 && sc.Scan() {
+			acked, err = strconv.Atoi(sc.Text())
+			if err != nil {
+				t.Fatalf("child printed %q", sc.Text())
+			}
+			seen++
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait() // "signal: killed"
+		if seen == 0 {
+			t.Fatalf("round %d: child saved nothing; stderr: %s", round, stderr.String())
+		}
+
+		s, err := Open(dir, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatalf("round %d: open after kill: %v", round, err)
+		}
+		st, err := s.Load(context.Background(), crashGroup)
+		if err != nil {
+			t.Fatalf("round %d: load after kill: %v", round, err)
+		}
+		n := int(st.ObservedAt.Sub(t0) / time.Second)
+		if n < acked {
+			t.Fatalf("round %d: loaded save %d, but save %d was acknowledged", round, n, acked)
+		}
+		if want := crashState(n); !reflect.DeepEqual(st, want) {
+			t.Fatalf("round %d: state %d is not what was saved (%d members)", round, n, len(st.Members))
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				t.Errorf("round %d: temp file %s left after Open", round, e.Name())
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func openT(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestDetectorWithFileStore(t *testing.T) {
+	difftest.RunDetectorSuite(t, func(t *testing.T) (diff.Store, func() diff.Store) {
+		dir := t.TempDir()
+		s := openT(t, dir)
+		return s, func() diff.Store {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openT(t, dir)
+			return s
+		}
+	})
+}
+
+func TestGroupIDsAreSafeFileNames(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	ids := []string{"@TGS#2abc", "a/b", "..", ".", "../../etc/passwd", "Ab", "ab", "AB", "群组-直播#1",
+		"with space", "semi;colon", "%2F", "a\x00b", strings.Repeat("z", 100)}
+	for i, id := range ids {
+		st := &diff.State{Version: diff.StateVersion, GroupID: id, ObservedAt: t0.Add(time.Duration(i) * time.Second)}
+		if err := s.Save(ctx, st); err != nil {
+			t.Fatalf("save %q: %v", id, err)
+		}
+	}
+	for i, id := range ids {
+		got, err := s.Load(ctx, id)
+		if err != nil || got == nil || got.GroupID != id || !got.ObservedAt.Equal(t0.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("load %q = %+v, %v", id, got, err)
+		}
+	}
+	list, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]string(nil), ids...)
+	slices.Sort(want)
+	if !reflect.DeepEqual(list, want) {
+		t.Fatalf("List = %q, want %q", list, want)
+	}
+	// Everything stays in dir, one plain file per group, and no two names
+	// differ only in case.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := map[string]bool{}
+	for _, e := range entries {
+		if e.IsDir() {
+			t.Errorf("directory %s created", e.Name())
+		}
+		if folded[strings.ToLower(e.Name())] {
+			t.Errorf("%s collides case-insensitively", e.Name())
+		}
+		folded[strings.ToLower(e.Name())] = true
+	}
+	if len(entries) != len(ids)+1 { // + LOCK
+		t.Errorf("%d files in dir, want %d", len(entries), len(ids)+1)
+	}
+	if _, err := s.Load(ctx, ""); err == nil {
+		t.Error("empty group id accepted")
+	}
+	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: strings.Repeat("x", 200)}); err == nil {
+		t.Error("group id too long for a file name accepted")
+	}
+}
+
+func TestLoadMissingIsNoState(t *testing.T) {
+	s := openT(t, t.TempDir())
+	st, err := s.Load(context.Background(), "nobody")
+	if st != nil || err != nil {
+		t.Fatalf("Load = %+v, %v; want nil, nil", st, err)
+	}
+}
+
+func TestUnreadableStateIsAnErrorNamingTheFile(t *testing.T) {
+	ctx := context.Background()
+	for name, content := range map[string]string{
+		"empty":         "",
+		"torn":          `{"Version":1,"GroupID":"g","Members":[{"member_acc`,
+		"not json":      "\x00\x01garbage",
+		"other version": `{"Version":2,"GroupID":"g"}`,
+		"other group":   `{"Version":1,"GroupID":"h"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openT(t, dir)
+			p := filepath.Join(dir, FileName("g"))
+			if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			st, err := s.Load(ctx, "g")
+			if err == nil || st != nil {
+				t.Fatalf("Load = %+v, %v; want an error", st, err)
+			}
+			if !strings.Contains(err.Error(), p) {
+				t.Errorf("error %q does not name %s", err, p)
+			}
+		})
+	}
+}
+
+func TestSecondOpenIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second Open = %v, want ErrLocked naming %s", err, dir)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s2.Close()
+}
+
+func TestOpenRemovesTempFilesAndListIgnoresStrangers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, f := range []string{".tmp-123", "README", "NOTBASE32!.json", FileName("g") + ".bak"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openT(t, dir)
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temp file survived Open: %v", err)
+	}
+	if ids, err := s.List(ctx); err != nil || !reflect.DeepEqual(ids, []string{"g"}) {
+		t.Errorf("List = %q, %v", ids, err)
+	}
+}
+
+func TestSaveReplacesAndLeavesNoTempFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	for n := 1; n <= 3; n++ {
+		if err := s.Save(ctx, crashState(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Load(ctx, crashGroup)
+	if err != nil || !reflect.DeepEqual(got, crashState(3)) {
+		t.Fatalf("Load after saves = %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("files after saves: %v", entries)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, FileName(crashGroup))); fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("state file mode %v is readable by others", fi.Mode())
+	}
+}
+
+func TestClosedStore(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.Load(ctx, "g"); !errors.Is(err, diff.ErrClosed) {
+		t.Errorf("Load after Close: %v", err)
+	}
+	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: "g"}); !errors.Is(err, diff.ErrClosed) {
+		t.Errorf("Save after Close: %v", err)
+	}
+	if _, err := s.List(ctx); !errors.Is(err, diff.ErrClosed) {
+		t.Errorf("List after Close: %v", err)
+	}
+}
+
+func BenchmarkFileStoreSave(b *testing.B) {
+	s, err := Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	st := crashState(1)
+	st.Members = st.Members[:0]
+	for i := range 1000 {
+		st.Members = append(st.Members, diff.Tracked{Member: schema.Member{Account: fmt.Sprintf("user%05d", i),
+			NickName: "nick", Avatar: "https://example.com/a.png", JoinTime: t0.Unix()}, LastSeen: t0})
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Save(ctx, st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
