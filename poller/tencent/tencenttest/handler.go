@@ -1,6 +1,7 @@
 package tencenttest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,6 +65,9 @@ const (
 	codeSigSDKAppID     = 70014
 	codeUnknownSDKAppID = 70020
 )
+
+// maxCommands bounds the distinct commands Calls counts.
+const maxCommands = 1000
 
 // maxBody bounds a request body; the real API's bodies are tiny.
 const maxBody = 1 << 20
@@ -164,12 +169,18 @@ func (s *Server) record(rec Request) {
 		zap.Stringer("fault", rec.Fault))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls[rec.Command]++
-	if len(s.requests) >= s.opts.MaxRequests {
-		n := copy(s.requests, s.requests[len(s.requests)-s.opts.MaxRequests+1:])
-		s.requests = s.requests[:n]
+	// Bounded so a standalone server probed with random paths stays small.
+	if _, seen := s.calls[rec.Command]; seen || len(s.calls) < maxCommands {
+		s.calls[rec.Command]++
 	}
 	s.requests = append(s.requests, rec)
+	// Trim only at twice the limit, so recording stays O(1) amortised;
+	// Requests shows the last MaxRequests.
+	if len(s.requests) >= 2*s.opts.MaxRequests {
+		n := copy(s.requests, s.requests[len(s.requests)-s.opts.MaxRequests:])
+		clear(s.requests[n:])
+		s.requests = s.requests[:n]
+	}
 }
 
 func (s *Server) serve(ctx context.Context, method string, body []byte, readErr error, now time.Time, rec *Request) answer {
@@ -356,14 +367,14 @@ func (s *Server) getMembers(fields map[string]json.RawMessage, dropAccount bool)
 		from, page = c, c.page
 	}
 
-	list := make([]schema.Member, 0, len(g.members))
+	list := make([]*schema.Member, 0, len(g.members))
 	for _, e := range g.members {
 		if mark == nil || e.marks[*mark] {
-			list = append(list, e.m)
+			list = append(list, &e.m)
 		}
 	}
 	// Newest first; the cap keeps the latest joiners.
-	sort.Slice(list, func(i, j int) bool { return before(list[i], list[j].JoinTime, list[j].Account) })
+	slices.SortFunc(list, byNewest)
 	if len(list) > s.opts.MemberCap {
 		list = list[:s.opts.MemberCap]
 	}
@@ -444,17 +455,16 @@ func (s *Server) lookupGroupLocked(id string) (*group, answer) {
 	return g, answer{}
 }
 
-// before reports whether m lists before the position (joinTime, account):
-// newer first, ties by account.
-func before(m schema.Member, joinTime int64, account string) bool {
-	if m.JoinTime != joinTime {
-		return m.JoinTime > joinTime
+// byNewest orders members newer first, ties by account.
+func byNewest(a, b *schema.Member) int {
+	if c := cmp.Compare(b.JoinTime, a.JoinTime); c != 0 {
+		return c
 	}
-	return m.Account < account
+	return strings.Compare(a.Account, b.Account)
 }
 
 // after reports whether m lists after the position (joinTime, account).
-func after(m schema.Member, joinTime int64, account string) bool {
+func after(m *schema.Member, joinTime int64, account string) bool {
 	if m.JoinTime != joinTime {
 		return m.JoinTime < joinTime
 	}

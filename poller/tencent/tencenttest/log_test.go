@@ -63,14 +63,20 @@ func TestUserSigNeverLogged(t *testing.T) {
 func TestRequestLogIsBounded(t *testing.T) {
 	s, _ := start(t, tencenttest.Options{MaxRequests: 3})
 	s.AddGroup("g1")
-	for i := range 5 {
+	for i := range 10 {
 		call(t, s, tencenttest.PathGetOnlineMemberNum, query(t, s), fmt.Sprintf(`{"GroupId":"g1","n":%d}`, i))
+		reqs := s.Requests()
+		if want := min(i+1, 3); len(reqs) != want {
+			t.Fatalf("after %d calls Requests has %d, want %d", i+1, len(reqs), want)
+		}
+		if last := string(reqs[len(reqs)-1].Body); !strings.Contains(last, fmt.Sprintf(`"n":%d}`, i)) {
+			t.Fatalf("after %d calls the last request is %s", i+1, last)
+		}
+		if first := string(reqs[0].Body); !strings.Contains(first, fmt.Sprintf(`"n":%d}`, max(0, i-2))) {
+			t.Fatalf("after %d calls the first request is %s", i+1, first)
+		}
 	}
-	reqs := s.Requests()
-	if len(reqs) != 3 || !strings.Contains(string(reqs[0].Body), `"n":2`) || !strings.Contains(string(reqs[2].Body), `"n":4`) {
-		t.Fatalf("kept %d requests: %+v", len(reqs), reqs)
-	}
-	if n := s.Calls("get_online_member_num"); n != 5 {
-		t.Fatalf("Calls = %d, want 5", n)
+	if n := s.Calls("get_online_member_num"); n != 10 {
+		t.Fatalf("Calls = %d, want 10", n)
 	}
 }

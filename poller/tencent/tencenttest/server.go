@@ -313,8 +313,9 @@ func (s *Server) Dismiss(groupID string) {
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
+	reqs := s.requests[max(0, len(s.requests)-s.opts.MaxRequests):]
+	out := make([]Request, len(reqs))
+	for i, r := range reqs {
 		out[i] = r.clone()
 	}
 	return out
