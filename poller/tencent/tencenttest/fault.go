@@ -30,6 +30,7 @@ const (
 	FaultHangup
 )
 
+// String returns the kind's name as logged, e.g. "http_502".
 func (k FaultKind) String() string {
 	switch k {
 	case FaultNone:

@@ -81,7 +81,7 @@ type base struct {
 	ErrorInfo    string `json:"ErrorInfo"`
 }
 
-var ok = base{ActionStatus: "OK"}
+var okBase = base{ActionStatus: "OK"}
 
 type wireMember struct {
 	JoinTime      int64  `json:"JoinTime"`
@@ -386,7 +386,7 @@ func (s *Server) getMembers(fields map[string]json.RawMessage, dropAccount bool)
 		start = sort.Search(len(list), func(i int) bool { return after(list[i], from.joinTime, from.account) })
 	}
 	end := min(start+s.opts.PageSize, len(list))
-	resp := getMembersResp{base: ok, MemberList: make([]wireMember, 0, end-start)}
+	resp := getMembersResp{base: okBase, MemberList: make([]wireMember, 0, end-start)}
 	for _, m := range list[start:end] {
 		resp.MemberList = append(resp.MemberList, wireMember{
 			JoinTime: m.JoinTime, MemberAccount: m.Account, NickName: m.NickName, Avatar: m.Avatar,
@@ -413,7 +413,7 @@ func (s *Server) onlineMemberNum(fields map[string]json.RawMessage) answer {
 	if bad.body != nil {
 		return bad
 	}
-	return jsonAnswer(onlineNumResp{base: ok, OnlineMemberNum: len(g.members)}, 0)
+	return jsonAnswer(onlineNumResp{base: okBase, OnlineMemberNum: len(g.members)}, 0)
 }
 
 func (s *Server) checkMembers(fields map[string]json.RawMessage) answer {
@@ -431,7 +431,7 @@ func (s *Server) checkMembers(fields map[string]json.RawMessage) answer {
 	if bad.body != nil {
 		return bad
 	}
-	resp := checkMembersResp{base: ok, MemberAccount: []string{}}
+	resp := checkMembersResp{base: okBase, MemberAccount: []string{}}
 	seen := make(map[string]bool, len(accounts))
 	for _, a := range accounts {
 		if g.members[a] != nil && !seen[a] {
