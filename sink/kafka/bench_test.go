@@ -1,0 +1,87 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+)
+
+// The two benchmarks publish the same events with the same writer
+// settings; BenchmarkKafkaRawWriter writes pre-marshalled messages through
+// a bare kafka.Writer, so the ratio of the two is the sink's overhead
+// (encoding, chunking, metrics). The broker discards records
+// (BlackholeProduce) to keep its storage out of the measurement.
+//
+// Sizes: 100 events of one group fill one partition's batch, which is
+// sent at once; 5 events wait for BatchTimeout (10ms) before being sent,
+// in both benchmarks: kafka-go has no explicit flush.
+
+var benchSizes = []int{100, 5}
+
+func benchCluster(b *testing.B) *kfake.Cluster {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.BlackholeProduce(), kfake.SeedTopics(3, "bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	return c
+}
+
+func BenchmarkKafkaSinkPublish(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			c := benchCluster(b)
+			s, err := New(context.Background(), Options{Brokers: c.ListenAddrs(), Topic: "bench", Logger: zap.NewNop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			evs := groupEvents("@TGS#bench", n)
+			ctx := context.Background()
+			if err := s.Publish(ctx, evs); err != nil { // warm up metadata and connections
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Publish(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkKafkaRawWriter(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			c := benchCluster(b)
+			// Reuse the sink's writer settings and encoding, then bypass the sink.
+			s, err := New(context.Background(), Options{Brokers: c.ListenAddrs(), Topic: "bench", Logger: zap.NewNop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			msgs := make([]kafka.Message, n)
+			for i, e := range groupEvents("@TGS#bench", n) {
+				if msgs[i], err = s.message(e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			w := s.w
+			ctx := context.Background()
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := w.WriteMessages(ctx, msgs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
