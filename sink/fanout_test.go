@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -408,4 +409,24 @@ func TestNewFanoutRejectsDuplicateNames(t *testing.T) {
 		}
 	}()
 	sink.NewFanout([]sink.Sink{sinktest.NewRecorder("x"), sinktest.NewRecorder("x")}, sink.FanoutOptions{})
+}
+
+// permanentSink fails with an error marked as not worth retrying.
+type permanentSink struct{ *sinktest.Recorder }
+
+func (p permanentSink) Publish(ctx context.Context, events []schema.Event) error {
+	_ = p.Recorder.Publish(ctx, events) // count the call
+	return backoff.Permanent(errors.New("message too large"))
+}
+
+func TestFanoutStopsOnPermanentError(t *testing.T) {
+	p := permanentSink{sinktest.NewRecorder("p")}
+	f := sink.NewFanout([]sink.Sink{p}, sink.FanoutOptions{Retry: fast}) // unbounded
+	err := f.Publish(context.Background(), sinktest.Batch(0, 1))
+	if err == nil || !strings.Contains(err.Error(), "message too large") {
+		t.Fatalf("Publish = %v, want the permanent error", err)
+	}
+	if p.Calls() != 1 {
+		t.Fatalf("sink called %d times, want 1: a permanent error is not retried", p.Calls())
+	}
 }
