@@ -398,9 +398,14 @@ func (s *Sink) Close(ctx context.Context) error {
 }
 
 // Healthy reports whether a broker answers a metadata request for the
-// topic and knows it. Each call asks the brokers afresh (within
-// WriteTimeout); it does not publish.
+// topic and knows it. Each call asks the brokers afresh on a new
+// connection (within WriteTimeout), since the writer's metadata cache
+// outlives outages; it does not publish. After Close it returns
+// sink.ErrClosed.
 func (s *Sink) Healthy(ctx context.Context) error {
+	if s.closing.Load() {
+		return fmt.Errorf("%s: %w", s.name, sink.ErrClosed)
+	}
 	if _, err := s.topicMetadata(ctx); err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}

@@ -381,6 +381,9 @@ func TestBrokerOutage(t *testing.T) {
 	if acked != float64(len(before)) {
 		t.Errorf("acked messages = %v after the outage publish, want %d", acked, len(before))
 	}
+	if failed := testutil.ToFloat64(m.messages.WithLabelValues("events", resultFailed)); failed != float64(len(down)) {
+		t.Errorf("failed messages = %v after the outage publish, want %d", failed, len(down))
+	}
 
 	c2, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.Ports(port))
 	if err != nil {
