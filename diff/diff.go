@@ -51,31 +51,31 @@ type Options struct {
 // State is one group's durable state. It is JSON-serialisable; Version
 // allows future migrations.
 type State struct {
-	Version  int
-	SDKAppID uint64
-	GroupID  string
+	Version  int    `json:"version"`
+	SDKAppID uint64 `json:"sdkappid"`
+	GroupID  string `json:"group_id"`
 	// ObservedAt is the time of the last committed snapshot.
-	ObservedAt time.Time
+	ObservedAt time.Time `json:"observed_at"`
 	// Truncated reports that the last snapshot hit the member cap, and
 	// Boundary is its lowest JoinTime: members at or below it may be
 	// online without being listed.
-	Truncated bool
-	Boundary  int64
+	Truncated bool  `json:"truncated"`
+	Boundary  int64 `json:"boundary,omitzero"`
 	// Dismissed marks a group the API reported gone; it has no members.
-	Dismissed   bool
-	DismissedAt time.Time
+	Dismissed   bool      `json:"dismissed"`
+	DismissedAt time.Time `json:"dismissed_at,omitzero"`
 	// Members is sorted by Account.
-	Members []Tracked
+	Members []Tracked `json:"members"`
 }
 
 // Tracked is a member in State.
 type Tracked struct {
 	schema.Member
 	// LastSeen is the time of the last snapshot that listed the member.
-	LastSeen time.Time
+	LastSeen time.Time `json:"last_seen"`
 	// OutOfView marks a member that slid below the boundary of a
 	// truncated snapshot: not listed, but not known to have left.
-	OutOfView bool
+	OutOfView bool `json:"out_of_view,omitzero"`
 }
 
 // Clone returns a deep copy of s (nil for nil).

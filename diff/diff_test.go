@@ -228,6 +228,15 @@ func TestDiffRule4Truncated(t *testing.T) {
 		},
 		wantNext: truncState(t2, j0+10, tr("a", j0+10, t2, false), tr("b", j0+20, t2, false), tr("y", j0+95, t2, false)),
 	}, {
+		name: "member missing with JoinTime equal to the boundary may have slid out",
+		opts: cap3,
+		prev: state(t1, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false)),
+		// Equal JoinTimes straddle the window edge: c could be the one cut off.
+		snap:       snapAt(t2, mem("cc", j0+30), mem("d", j0+40), mem("e", j0+50)),
+		wantEvents: []ev{joined(schema.ReasonJoined, "cc", j0+30, t1), joined(schema.ReasonJoined, "e", j0+50, t1)},
+		wantNext: truncState(t2, j0+30, tr("c", j0+30, t1, true), tr("cc", j0+30, t2, false),
+			tr("d", j0+40, t2, false), tr("e", j0+50, t2, false)),
+	}, {
 		name: "new member at or below the previous boundary slid into view",
 		opts: cap3,
 		prev: truncState(t1, j0+30, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),

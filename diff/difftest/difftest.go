@@ -62,8 +62,9 @@ func (p *Publisher) Attempts() [][]schema.Event {
 	return append([][]schema.Event(nil), p.attempts...)
 }
 
-// FailingStore wraps a diff.Store; while SaveErr or LoadErr is set, Save
-// or Load returns it without touching the wrapped store.
+// FailingStore wraps a diff.Store; after FailSave or FailLoad with a
+// non-nil error, Save or Load returns it without touching the wrapped
+// store.
 type FailingStore struct {
 	diff.Store
 	mu      sync.Mutex
@@ -72,10 +73,18 @@ type FailingStore struct {
 }
 
 // FailSave makes later Save calls return err (nil: pass through).
-func (s *FailingStore) FailSave(err error) { s.mu.Lock(); s.saveErr = err; s.mu.Unlock() }
+func (s *FailingStore) FailSave(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saveErr = err
+}
 
 // FailLoad makes later Load calls return err (nil: pass through).
-func (s *FailingStore) FailLoad(err error) { s.mu.Lock(); s.loadErr = err; s.mu.Unlock() }
+func (s *FailingStore) FailLoad(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadErr = err
+}
 
 // Save implements diff.Store.
 func (s *FailingStore) Save(ctx context.Context, st *diff.State) error {

@@ -361,3 +361,33 @@ func BenchmarkFileStoreSave(b *testing.B) {
 		}
 	}
 }
+
+// A state file written by this version (testdata/state_v1.json) stays
+// readable: renaming a JSON field would make every group re-baseline.
+func TestReadsVersion1StateFile(t *testing.T) {
+	b, err := os.ReadFile("testdata/state_v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	const group = "@TGS#1/x"
+	if err := os.WriteFile(filepath.Join(dir, FileName(group)), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openT(t, dir)
+	got, err := s.Load(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(sec int) time.Time { return time.Date(2026, 3, 1, 12, 0, sec, 0, time.UTC) }
+	want := &diff.State{Version: 1, SDKAppID: 1400000001, GroupID: group, ObservedAt: at(30),
+		Truncated: true, Boundary: 1772366100, Members: []diff.Tracked{
+			{Member: schema.Member{Account: "alice", NickName: "Alice", Avatar: "https://a/x.png", JoinTime: 1772366000}, LastSeen: at(0), OutOfView: true},
+			{Member: schema.Member{Account: "bob", JoinTime: 1772366100}, LastSeen: at(30)},
+			{Member: schema.Member{Account: "carol", JoinTime: 1772366200}, LastSeen: at(30)},
+			{Member: schema.Member{Account: "dave", JoinTime: 1772366350}, LastSeen: at(30)},
+		}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
+	}
+}

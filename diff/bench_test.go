@@ -1,0 +1,48 @@
+package diff
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// benchGroup returns a committed state of n members and a snapshot in which
+// churn of them left and churn others joined. The member cap is lifted so
+// the snapshot counts as complete (the detector's worst case: every
+// tracked member is compared).
+func benchGroup(n, churn int) (*State, schema.Snapshot, Options) {
+	o := Options{SDKAppID: app, MemberCap: 4 * n}
+	ms := make([]schema.Member, n)
+	for i := range ms {
+		ms[i] = schema.Member{Account: fmt.Sprintf("user%06d", i), NickName: "nick", Avatar: "https://example.com/a.png", JoinTime: j0 + int64(i)}
+	}
+	_, prev := Diff(nil, snapAt(t0, ms...), o)
+	next := append([]schema.Member(nil), ms[churn:]...)
+	for i := range churn {
+		next = append(next, schema.Member{Account: fmt.Sprintf("zuser%06d", i), JoinTime: t0.Unix() + int64(i)})
+	}
+	return prev, snapAt(t1, next...), o
+}
+
+func BenchmarkDiff1000Churn1pct(b *testing.B) {
+	prev, snap, o := benchGroup(1000, 10)
+	b.ReportAllocs()
+	for b.Loop() {
+		events, _ := Diff(prev, snap, o)
+		if len(events) != 20 {
+			b.Fatalf("%d events", len(events))
+		}
+	}
+}
+
+func BenchmarkDiff10000(b *testing.B) {
+	prev, snap, o := benchGroup(10000, 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		events, _ := Diff(prev, snap, o)
+		if len(events) != 200 {
+			b.Fatalf("%d events", len(events))
+		}
+	}
+}
