@@ -45,6 +45,20 @@
 // waits for the acks, so each Publish takes at least the smaller of the
 // two; keep BatchTimeout small.
 //
+// # Errors, health, metrics
+//
+// Publish errors name the sink ("publish to kafka:<topic>: ..."); errors no
+// retry can fix (an event that does not encode, a message over the 1 MiB
+// request limit, Publish after Close) are wrapped with backoff.Permanent so
+// sink.Fanout stops retrying them. The SASL password never reaches an
+// error, a log line or a metric; SASLOptions redacts itself when printed,
+// logged or marshalled.
+//
+// Healthy and Check send a metadata request on a fresh connection each
+// time: kafka-go's connection pool keeps serving cached metadata through a
+// broker outage. Metrics (optional, see NewMetrics) count acknowledged and
+// failed messages per topic.
+//
 // # Record layout
 //
 // Structured mode (the default): the value is the whole CloudEvent JSON and

@@ -231,7 +231,7 @@ func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
 		m, err := s.message(e)
 		if err != nil {
 			// Retrying cannot fix an event that does not encode.
-			return fmt.Errorf("encode event %s: %w", e.ID, backoff.Permanent(err))
+			return fmt.Errorf("publish to %s: encode event %s: %w", s.name, e.ID, backoff.Permanent(err))
 		}
 		msgs[i] = m
 	}
