@@ -42,8 +42,11 @@
 //
 // kafka-go has no explicit flush: a partition's batch is sent when it holds
 // BatchSize messages or when BatchTimeout (default 10ms) expires. Publish
-// waits for the acks, so each Publish takes at least the smaller of the
-// two; keep BatchTimeout small.
+// waits for the acks, so a Publish that leaves any partition's batch short
+// of BatchSize takes at least BatchTimeout; a typical Publish (one group's
+// handful of changes) is therefore bounded below by BatchTimeout, which
+// caps one sink at roughly 1/BatchTimeout Publish calls per second. Keep
+// BatchTimeout small.
 //
 // # Errors, health, metrics
 //
