@@ -1,0 +1,189 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimalConfig = `
+tencent:
+  sdkappid: 1400000000
+  identifier: administrator
+  secret_key: ${KEY}
+  endpoint: http://127.0.0.1:1
+groups:
+  ids: ["@TGS#a", "room-2"]
+sinks:
+  - type: stdout
+`
+
+func env(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte(minimalConfig), env("KEY", "s3cr3t-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tencent.SecretKey != "s3cr3t-key" {
+		t.Errorf("secret_key not expanded from env: %q", c.Tencent.SecretKey)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"rate_limit", c.Tencent.RateLimit, float64(200)},
+		{"request_timeout", c.Tencent.RequestTimeout, 5 * time.Second},
+		{"interval", c.Poll.Interval, 10 * time.Second},
+		{"member_cap", c.Poll.MemberCap, 1000},
+		{"baseline", c.Poll.Baseline, "emit"},
+		{"concurrency", c.Poll.Concurrency, 8},
+		{"state.driver", c.State.Driver, "file"},
+		{"state.path", c.State.Path, "state"},
+		{"http.listen", *c.HTTP.Listen, "127.0.0.1:9464"},
+		{"log.level", c.Log.Level, "info"},
+		{"log.format", c.Log.Format, "json"},
+		{"shutdown_timeout", c.ShutdownTimeout, 30 * time.Second},
+		{"retry.max_elapsed_time", c.Sinks[0].Retry.MaxElapsedTime, 30 * time.Second},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	if s := fmt.Sprintf("%v %+v %#v", c, c.Tencent, c.Tencent); strings.Contains(s, "s3cr3t") {
+		t.Errorf("secret printed: %s", s)
+	}
+}
+
+func TestParseConfigFull(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(keyFile, []byte("from-file\n"), 0o600)
+	os.WriteFile(pwFile, []byte("kafka-pw\n"), 0o600)
+	y := fmt.Sprintf(`
+tencent:
+  sdkappid: 1400000000
+  identifier: administrator
+  secret_key_file: %s
+  region: singapore
+  rate_limit: ${RATE}
+  request_timeout: 2s
+groups:
+  ids: [a]
+  mark: 1000
+poll: {interval: 20s, member_cap: 30, baseline: silent, concurrency: 2}
+state: {driver: memory}
+sinks:
+  - type: file
+    path: %s
+    gzip: true
+  - type: kafka
+    brokers: ["127.0.0.1:9092"]
+    topic: t
+    mode: binary
+    compression: zstd
+    sasl: {mechanism: scram-sha-512, username: u, password_file: %s}
+    retry: {initial_interval: 1s, max_interval: 2s, max_elapsed_time: 5s}
+  - type: nats
+    url: nats://127.0.0.1:4222
+    jetstream: true
+    stream: {create: true}
+http: {listen: ""}
+log: {level: debug, format: console}
+shutdown_timeout: 5s
+`, keyFile, dir, pwFile)
+	c, err := ParseConfig([]byte(y), env("RATE", "50"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tencent.SecretKey != "from-file" || c.Tencent.RateLimit != 50 || *c.Groups.Mark != 1000 {
+		t.Errorf("tencent/groups wrong: %+v mark=%v", c.Tencent, c.Groups.Mark)
+	}
+	if c.Sinks[1].SASL.Password != "kafka-pw" || c.Sinks[1].Retry.MaxElapsedTime != 5*time.Second {
+		t.Errorf("kafka sink wrong: %+v", c.Sinks[1])
+	}
+	if got := c.Sinks[2]; got.URL[0] != "nats://127.0.0.1:4222" || got.SubjectPrefix != "rollcall" || got.Stream.Name != "ROLLCALL" {
+		t.Errorf("nats sink wrong: %+v", got)
+	}
+	if *c.HTTP.Listen != "" {
+		t.Errorf("explicit empty http.listen should disable the server, got %q", *c.HTTP.Listen)
+	}
+}
+
+func TestParseConfigErrorsNameTheKey(t *testing.T) {
+	base := func(mut string) string { return strings.Replace(minimalConfig, "  - type: stdout\n", mut, 1) }
+	cases := []struct {
+		name, yaml, key string
+	}{
+		{"unknown top key", minimalConfig + "pol: {}\n", "pol"},
+		{"unknown nested key", strings.Replace(minimalConfig, "  endpoint:", "  endpont: x\n  endpoint:", 1), "tencent.endpont"},
+		{"no sdkappid", strings.Replace(minimalConfig, "  sdkappid: 1400000000\n", "", 1), "tencent.sdkappid"},
+		{"sdkappid not a number", strings.Replace(minimalConfig, "1400000000", "abc", 1), "tencent.sdkappid"},
+		{"two secrets", strings.Replace(minimalConfig, "  secret_key:", "  usersig: x\n  secret_key:", 1), "tencent.secret_key"},
+		{"bad region", strings.Replace(minimalConfig, "  endpoint: http://127.0.0.1:1", "  region: mars", 1), "tencent.region"},
+		{"bad endpoint", strings.Replace(minimalConfig, "http://127.0.0.1:1", "ftp://x", 1), "tencent.endpoint"},
+		{"no groups", strings.Replace(minimalConfig, `["@TGS#a", "room-2"]`, "[]", 1), "groups.ids"},
+		{"dup group", strings.Replace(minimalConfig, `"room-2"`, `"@TGS#a"`, 1), "groups.ids[1]"},
+		{"bad baseline", minimalConfig + "poll: {baseline: loud}\n", "poll.baseline"},
+		{"bad interval", minimalConfig + "poll: {interval: 10ms}\n", "poll.interval"},
+		{"interval not a duration", minimalConfig + "poll: {interval: often}\n", "poll.interval"},
+		{"timeout above interval", minimalConfig + "poll: {interval: 2s}\n", "tencent.request_timeout"},
+		{"bad driver", minimalConfig + "state: {driver: redis}\n", "state.driver"},
+		{"no sinks", strings.Replace(minimalConfig, "sinks:\n  - type: stdout\n", "", 1), "sinks"},
+		{"bad sink type", base("  - type: carrier-pigeon\n"), "sinks[0].type"},
+		{"key of another sink type", base("  - type: stdout\n    topic: x\n"), "sinks[0].topic"},
+		{"file without path", base("  - type: file\n"), "sinks[0].path"},
+		{"kafka no brokers", base("  - type: kafka\n    topic: t\n"), "sinks[0].brokers"},
+		{"kafka bad compression", base("  - type: kafka\n    brokers: [\"h:1\"]\n    topic: t\n    compression: brotli\n"), "sinks[0].compression"},
+		{"kafka bad sasl", base("  - type: kafka\n    brokers: [\"h:1\"]\n    topic: t\n    sasl: {mechanism: gssapi}\n"), "sinks[0].sasl.mechanism"},
+		{"nats bad prefix", base("  - type: nats\n    url: [\"nats://h:1\"]\n    subject_prefix: \"a.*\"\n"), "sinks[0].subject_prefix"},
+		{"nats create without js", base("  - type: nats\n    url: [\"nats://h:1\"]\n    stream: {create: true}\n"), "sinks[0].stream.create"},
+		{"dup sink names", base("  - type: stdout\n  - type: stdout\n"), "sinks[1].name"},
+		{"bad listen", minimalConfig + "http: {listen: nope}\n", "http.listen"},
+		{"bad log level", minimalConfig + "log: {level: loud}\n", "log.level"},
+		{"missing env", strings.Replace(minimalConfig, "${KEY}", "${NOPE}", 1), "tencent.secret_key"},
+		{"missing secret file", strings.Replace(minimalConfig, "secret_key: ${KEY}", "secret_key_file: /nonexistent/key", 1), "tencent.secret_key_file"},
+		{"list for a mapping", minimalConfig + "poll: [1]\n", "poll"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml), env("KEY", "k"))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *ConfigError", err)
+			}
+			if ce.Key != tc.key {
+				t.Errorf("error names key %q, want %q (%v)", ce.Key, tc.key, err)
+			}
+		})
+	}
+}
+
+func TestParseConfigNotYAML(t *testing.T) {
+	for _, in := range []string{"", "tencent: [", "- a\n- b\n"} {
+		if _, err := ParseConfig([]byte(in), env()); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := Secret("hunter2")
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %s %#v", s, s, s)} {
+		if strings.Contains(out, "hunter2") {
+			t.Fatalf("secret printed: %s", out)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// readinessCheck is one named condition of /readyz.
+type readinessCheck struct {
+	name  string
+	check func(ctx context.Context) error
+}
+
+// healthServer serves /metrics, /healthz and /readyz.
+type healthServer struct {
+	ln     net.Listener
+	srv    *http.Server
+	checks []readinessCheck
+	logger *zap.Logger
+}
+
+// newHealthServer listens on addr right away, so a port conflict is an
+// error at startup rather than a log line later.
+func newHealthServer(addr string, reg *prometheus.Registry, checks []readinessCheck, logger *zap.Logger) (*healthServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	h := &healthServer{ln: ln, checks: checks, logger: logger}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", h.readyz)
+	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return h, nil
+}
+
+// Addr is the address actually listened on (useful with port 0).
+func (h *healthServer) Addr() string { return h.ln.Addr().String() }
+
+// Ready runs every check and joins the failures.
+func (h *healthServer) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var errs []error
+	for _, c := range h.checks {
+		if err := c.check(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *healthServer) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	failed := false
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	for _, c := range h.checks {
+		if err := c.check(ctx); err != nil {
+			failed = true
+			fmt.Fprintf(&b, "[-] %s: %v\n", c.name, err)
+		} else {
+			fmt.Fprintf(&b, "[+] %s ok\n", c.name)
+		}
+	}
+	if failed {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		b.WriteString("not ready\n")
+	} else {
+		b.WriteString("ready\n")
+	}
+	fmt.Fprint(w, b.String())
+}
+
+// Run serves until ctx ends, then shuts the server down.
+func (h *healthServer) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- h.srv.Serve(h.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.srv.Shutdown(sctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

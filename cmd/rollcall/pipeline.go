@@ -1,0 +1,363 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/diff/filestore"
+	"github.com/rollcall-dev/rollcall/poller"
+	"github.com/rollcall-dev/rollcall/poller/tencent"
+	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
+	"github.com/rollcall-dev/rollcall/sink"
+	"github.com/rollcall-dev/rollcall/sink/kafka"
+	"github.com/rollcall-dev/rollcall/sink/nats"
+)
+
+// The scheduler consumes the client and the detector through its own
+// interfaces; these assertions keep the wiring honest.
+var (
+	_ poller.MemberLister = (*tencent.Client)(nil)
+	_ poller.Handler      = (*diff.Detector)(nil)
+	_ diff.Publisher      = (*sink.Fanout)(nil)
+)
+
+// metricsSet is every component's metrics on one registry.
+type metricsSet struct {
+	reg     *prometheus.Registry
+	tencent *tencent.Metrics
+	poller  *poller.Metrics
+	diff    *diff.Metrics
+	sink    *sink.Metrics
+	kafka   *kafka.Metrics
+	nats    *nats.Metrics
+	ready   prometheus.Gauge
+}
+
+func newMetricsSet() *metricsSet {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ver, rev := buildVersion()
+	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rollcall_build_info",
+		Help: "Always 1; the labels say which build is running.",
+	}, []string{"version", "commit", "goversion"})
+	bi.WithLabelValues(ver, rev, runtime.Version()).Set(1)
+	ready := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rollcall_ready",
+		Help: "1 when /readyz passes (every sink connected, polling neither stalled nor failing on auth/config), else 0.",
+	})
+	reg.MustRegister(bi, ready)
+	return &metricsSet{
+		reg:     reg,
+		tencent: tencent.NewMetrics(reg),
+		poller:  poller.NewMetrics(reg),
+		diff:    diff.NewMetrics(reg),
+		sink:    sink.NewMetrics(reg),
+		kafka:   kafka.NewMetrics(reg),
+		nats:    nats.NewMetrics(reg),
+		ready:   ready,
+	}
+}
+
+// pipeline is rollcall assembled from a configuration: client, store,
+// sinks, detector and scheduler.
+type pipeline struct {
+	cfg      *Config
+	logger   *zap.Logger
+	metrics  *metricsSet
+	client   *tencent.Client
+	store    diff.Store
+	sinks    []sink.Sink
+	fanout   *sink.Fanout
+	detector *diff.Detector
+	sched    *poller.Scheduler
+}
+
+type pipelineOptions struct {
+	// once bounds sink retries by each sink's retry.max_elapsed_time.
+	once       bool
+	stdout     io.Writer
+	httpClient *http.Client
+	// store overrides the configured state store (the demo uses memory).
+	store diff.Store
+}
+
+// newUserSigSource builds the signer (or the static usersig) for cfg.
+func newUserSigSource(cfg *TencentConfig, m *tencent.Metrics) (usersig.Source, error) {
+	if cfg.UserSig != "" {
+		return usersig.Static(cfg.UserSig), nil
+	}
+	s, err := usersig.NewSigner(usersig.SignerOptions{
+		SDKAppID:   cfg.SDKAppID,
+		Identifier: cfg.Identifier,
+		Key:        string(cfg.SecretKey),
+		Expire:     cfg.UserSigExpire,
+		OnRefresh:  m.UserSigRefreshed,
+	})
+	if err != nil {
+		return nil, cfgErr("tencent.secret_key", "%v", err)
+	}
+	return s, nil
+}
+
+func newClient(cfg *Config, m *tencent.Metrics, hc *http.Client, logger *zap.Logger) (*tencent.Client, error) {
+	src, err := newUserSigSource(&cfg.Tencent, m)
+	if err != nil {
+		return nil, err
+	}
+	c, err := tencent.New(tencent.Options{
+		SDKAppID:       cfg.Tencent.SDKAppID,
+		Identifier:     cfg.Tencent.Identifier,
+		Sig:            src,
+		Region:         cfg.Tencent.Region,
+		Endpoint:       cfg.Tencent.Endpoint,
+		RateLimit:      cfg.Tencent.RateLimit,
+		RequestTimeout: cfg.Tencent.RequestTimeout,
+		Mark:           cfg.Groups.Mark,
+		HTTPClient:     hc,
+		Logger:         logger.Named("tencent"),
+		Metrics:        m,
+	})
+	if err != nil {
+		return nil, cfgErr("tencent", "%v", err)
+	}
+	return c, nil
+}
+
+func openStore(cfg *Config, logger *zap.Logger) (diff.Store, error) {
+	if cfg.State.Driver == "memory" {
+		return diff.NewMemoryStore(), nil
+	}
+	st, err := filestore.Open(cfg.State.Path, logger.Named("state"))
+	if err != nil {
+		return nil, fmt.Errorf("state.path: %w", err)
+	}
+	return st, nil
+}
+
+// buildSink connects one configured sink. The set of sinks is small and
+// closed, so an explicit switch beats a registry.
+func buildSink(ctx context.Context, sc *SinkConfig, m *metricsSet, stdout io.Writer, logger *zap.Logger) (sink.Sink, error) {
+	l := logger.Named("sink").With(zap.String("sink", sc.DisplayName()))
+	switch sc.Type {
+	case "stdout":
+		return named(sink.NewStdout(stdout), sc), nil
+	case "file":
+		f, err := sink.NewFile(sink.FileOptions{Dir: sc.Path, Gzip: sc.Gzip, Logger: l})
+		if err != nil {
+			return nil, err
+		}
+		return named(f, sc), nil
+	case "kafka":
+		o := kafka.Options{
+			Brokers: sc.Brokers, Topic: sc.Topic, Mode: sc.Mode, Compression: sc.Compression,
+			BatchSize: sc.BatchSize, BatchTimeout: sc.BatchTimeout, WriteTimeout: sc.WriteTimeout,
+			Metrics: m.kafka, Logger: l,
+		}
+		if sc.TLS != nil {
+			o.TLS = &kafka.TLSOptions{CAFile: sc.TLS.CA, CertFile: sc.TLS.Cert, KeyFile: sc.TLS.Key, InsecureSkipVerify: sc.TLS.InsecureSkipVerify}
+		}
+		if sc.SASL != nil {
+			o.SASL = &kafka.SASLOptions{Mechanism: sc.SASL.Mechanism, Username: sc.SASL.Username, Password: string(sc.SASL.Password)}
+		}
+		if sc.CreateTopic != nil {
+			o.CreateTopic = &kafka.CreateTopicOptions{Partitions: sc.CreateTopic.Partitions, ReplicationFactor: sc.CreateTopic.Replication}
+		}
+		k, err := kafka.New(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		return named(k, sc), nil
+	case "nats":
+		o := nats.Options{
+			URLs: sc.URL, SubjectPrefix: sc.SubjectPrefix, JetStream: sc.JetStream,
+			Stream:    nats.StreamOptions{Name: sc.Stream.Name, Create: sc.Stream.Create},
+			CredsFile: sc.CredsFile, NKeyFile: sc.NKeyFile, User: sc.User,
+			Password: string(sc.Password), Token: string(sc.Token),
+			PublishTimeout: sc.PublishTimeout, Metrics: m.nats, Logger: l,
+		}
+		if sc.TLS != nil {
+			o.TLS = &nats.TLSOptions{CAFile: sc.TLS.CA, CertFile: sc.TLS.Cert, KeyFile: sc.TLS.Key, InsecureSkipVerify: sc.TLS.InsecureSkipVerify}
+		}
+		n, err := nats.New(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		return named(n, sc), nil
+	}
+	return nil, fmt.Errorf("unknown sink type %q", sc.Type)
+}
+
+// renamedSink gives a sink the name from the configuration (sinks[].name),
+// keeping its optional capabilities visible.
+type renamedSink struct {
+	sink.Sink
+	name string
+}
+
+func (r renamedSink) Name() string { return r.name }
+
+func (r renamedSink) Healthy(ctx context.Context) error {
+	if h, ok := r.Sink.(sink.HealthChecker); ok {
+		return h.Healthy(ctx)
+	}
+	return nil
+}
+
+// checker is implemented by sinks that `rollcall check` can verify.
+type checker interface{ Check(ctx context.Context) error }
+
+func (r renamedSink) Check(ctx context.Context) error {
+	if c, ok := r.Sink.(checker); ok {
+		return c.Check(ctx)
+	}
+	return r.Healthy(ctx)
+}
+
+func named(s sink.Sink, sc *SinkConfig) sink.Sink {
+	return renamedSink{Sink: s, name: sc.DisplayName()}
+}
+
+// buildSinks connects every configured sink; on error it closes the ones
+// already open.
+func buildSinks(ctx context.Context, cfg *Config, m *metricsSet, stdout io.Writer, logger *zap.Logger) ([]sink.Sink, error) {
+	var out []sink.Sink
+	for i := range cfg.Sinks {
+		s, err := buildSink(ctx, &cfg.Sinks[i], m, stdout, logger)
+		if err != nil {
+			closeSinks(out)
+			return nil, fmt.Errorf("sinks[%d] (%s): %w", i, cfg.Sinks[i].DisplayName(), err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func closeSinks(ss []sink.Sink) {
+	ctx, cancel := context.WithTimeout(context.Background(), defaultShutdownTimeout)
+	defer cancel()
+	for _, s := range ss {
+		_ = s.Close(ctx)
+	}
+}
+
+func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipelineOptions) (_ *pipeline, err error) {
+	p := &pipeline{cfg: cfg, logger: logger, metrics: newMetricsSet()}
+	if p.client, err = newClient(cfg, p.metrics.tencent, po.httpClient, logger); err != nil {
+		return nil, err
+	}
+	p.store = po.store
+	if p.store == nil {
+		if p.store, err = openStore(cfg, logger); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			p.store.Close()
+		}
+	}()
+	if p.sinks, err = buildSinks(ctx, cfg, p.metrics, po.stdout, logger); err != nil {
+		return nil, err
+	}
+	retries := map[string]sink.RetryOptions{}
+	for i := range cfg.Sinks {
+		sc := &cfg.Sinks[i]
+		r := sink.RetryOptions{InitialInterval: sc.Retry.InitialInterval, MaxInterval: sc.Retry.MaxInterval}
+		if po.once {
+			// The daemon retries without limit; a one-shot run must end.
+			r.MaxElapsedTime = sc.Retry.MaxElapsedTime
+		}
+		retries[sc.DisplayName()] = r
+	}
+	p.fanout = sink.NewFanout(p.sinks, sink.FanoutOptions{SinkRetry: retries, Logger: logger.Named("sink"), Metrics: p.metrics.sink})
+	p.detector, err = diff.NewDetector(diff.DetectorOptions{
+		Store:     p.store,
+		Publisher: p.fanout,
+		Diff: diff.Options{
+			SDKAppID:  cfg.Tencent.SDKAppID,
+			MemberCap: cfg.Poll.MemberCap,
+			Baseline:  diff.BaselineMode(cfg.Poll.Baseline),
+		},
+		Logger:  logger.Named("diff"),
+		Metrics: p.metrics.diff,
+	})
+	if err != nil {
+		closeSinks(p.sinks)
+		return nil, err
+	}
+	groups, err := p.activeGroups(ctx, cfg.Groups.IDs)
+	if err != nil {
+		closeSinks(p.sinks)
+		return nil, err
+	}
+	p.sched, err = poller.New(p.client, p.detector, poller.Options{
+		SDKAppID:     cfg.Tencent.SDKAppID,
+		Groups:       groups,
+		Interval:     cfg.Poll.Interval,
+		Concurrency:  cfg.Poll.Concurrency,
+		RateLimit:    cfg.Tencent.RateLimit,
+		DrainTimeout: cfg.ShutdownTimeout,
+		Logger:       logger.Named("poller"),
+		Metrics:      p.metrics.poller,
+	})
+	if err != nil {
+		closeSinks(p.sinks)
+		return nil, err
+	}
+	return p, nil
+}
+
+// activeGroups drops groups whose stored state says they were dismissed:
+// they are not polled again, also after a restart.
+func (p *pipeline) activeGroups(ctx context.Context, ids []string) ([]string, error) {
+	var out []string
+	for _, id := range ids {
+		gone, err := p.detector.Dismissed(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("state of group %s: %w", id, err)
+		}
+		if gone {
+			p.logger.Warn("group was dismissed; not polling it; remove it from groups.ids", zap.String("group_id", id))
+			continue
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// close flushes and closes the sinks, then the store.
+func (p *pipeline) close(ctx context.Context) error {
+	return errors.Join(p.fanout.Close(ctx), p.store.Close())
+}
+
+// readiness lists the /readyz checks.
+func (p *pipeline) readiness() []readinessCheck {
+	return []readinessCheck{
+		{"config", func(context.Context) error { return nil }},
+		{"state", func(ctx context.Context) error {
+			_, err := p.store.List(ctx)
+			return err
+		}},
+		{"sinks", p.fanout.Healthy},
+		{"poller", func(context.Context) error {
+			st := p.sched.Status()
+			switch {
+			case st.AuthOrConfigError != nil:
+				return fmt.Errorf("auth/config error from the API: %v", st.AuthOrConfigError)
+			case st.Stalled:
+				return fmt.Errorf("no poll completed for 3 cycles (%d groups in flight; a sink may be down)", st.GroupsInFlight)
+			}
+			return nil
+		}},
+	}
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rollcall-dev/rollcall/poller"
+)
+
+// cmdRun is `rollcall run`: the daemon, or one pass with --once.
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	once := fs.Bool("once", false, "poll every group once, publish, commit, and exit (non-zero when any poll or sink failed)")
+	logFormat := fs.String("log-format", "", "json or console (overrides log.format)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageError{"run: --config is required"}
+	}
+	cfg, err := LoadConfig(*path)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(firstNonEmpty(*logFormat, cfg.Log.Format), firstNonEmpty(*logLevel, cfg.Log.Level), stderr)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync() //nolint:errcheck // stderr may not support sync
+	d := &daemon{cfg: cfg, path: *path, once: *once, stdout: stdout, logger: logger}
+	return d.run(ctx)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// daemon runs a pipeline until a signal, handling the signals itself:
+// SIGINT/SIGTERM drain and stop, a second one exits at once, SIGHUP
+// reloads groups and poll settings.
+type daemon struct {
+	cfg    *Config
+	path   string
+	once   bool
+	stdout io.Writer
+	logger *zap.Logger
+	// exit ends the process on a second signal; a test hook.
+	exit func(code int)
+	// quietInterval skips the short-interval warning (the demo polls fast
+	// on purpose).
+	quietInterval bool
+}
+
+func (d *daemon) run(parent context.Context) error {
+	if d.exit == nil {
+		d.exit = os.Exit
+	}
+	if d.cfg.Poll.Interval < 10*time.Second && !d.quietInterval {
+		d.logger.Warn("poll.interval is below the API's cache granularity (10-40s): polls will often return the same snapshot",
+			zap.Duration("interval", d.cfg.Poll.Interval))
+	}
+	// ctx ends on the first signal: no new polls are scheduled, in-flight
+	// ones drain for up to shutdown_timeout (the scheduler's DrainTimeout).
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	// Sinks connect with the parent context: a signal during startup still
+	// aborts it.
+	p, err := newPipeline(ctx, d.cfg, d.logger, pipelineOptions{once: d.once, stdout: d.stdout})
+	if err != nil {
+		return err
+	}
+
+	var hs *healthServer
+	if addr := *d.cfg.HTTP.Listen; addr != "" && !d.once {
+		if hs, err = newHealthServer(addr, p.metrics.reg, p.readiness(), d.logger.Named("http")); err != nil {
+			p.close(context.Background())
+			return err
+		}
+		p.metrics.ready.Set(0)
+	}
+
+	go d.handleSignals(ctx, cancel, sigs, p)
+
+	httpDone := make(chan error, 1)
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	if hs != nil {
+		go func() { httpDone <- hs.Run(httpCtx) }()
+		go d.updateReady(httpCtx, hs, p)
+		d.logger.Info("http server listening", zap.String("addr", hs.Addr()))
+	} else {
+		httpDone <- nil
+	}
+
+	d.logger.Info("rollcall starting",
+		zap.Uint64("sdkappid", d.cfg.Tencent.SDKAppID),
+		zap.Int("groups", len(p.sched.Groups())),
+		zap.Duration("interval", d.cfg.Poll.Interval),
+		zap.Int("sinks", len(p.sinks)),
+		zap.Bool("once", d.once))
+
+	var runErr error
+	if d.once {
+		runErr = p.sched.RunOnce(ctx)
+	} else {
+		runErr = p.sched.Run(ctx)
+	}
+
+	// Polls and publishes have finished (or been cut off after
+	// shutdown_timeout); flush and close sinks, then the store.
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancelClose()
+	closeErr := p.close(closeCtx)
+	stopHTTP()
+	httpErr := <-httpDone
+
+	var fatal *poller.FatalError
+	switch {
+	case errors.As(runErr, &fatal):
+		d.logger.Error("stopping: the API rejected the configuration", zap.Error(fatal))
+		return &exitError{code: exitFatal, err: fatal}
+	case runErr != nil:
+		return fmt.Errorf("poll: %w", runErr)
+	case closeErr != nil:
+		return fmt.Errorf("close: %w", closeErr)
+	case httpErr != nil:
+		return httpErr
+	}
+	d.logger.Info("rollcall stopped")
+	return nil
+}
+
+func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, sigs <-chan os.Signal, p *pipeline) {
+	stopping := false
+	for {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-ctx.Done():
+			if stopping {
+				// Keep listening for a second signal while draining.
+				sig = <-sigs
+			} else {
+				return
+			}
+		}
+		if sig == syscall.SIGHUP {
+			d.reload(p)
+			continue
+		}
+		if stopping {
+			d.logger.Warn("second signal: exiting now; state is committed only up to what sinks acknowledged", zap.Stringer("signal", sig))
+			d.logger.Sync() //nolint:errcheck
+			d.exit(exitAbort)
+			return
+		}
+		stopping = true
+		d.logger.Info("signal received: finishing in-flight polls and publishes",
+			zap.Stringer("signal", sig), zap.Duration("shutdown_timeout", d.cfg.ShutdownTimeout))
+		cancel()
+	}
+}
+
+// reload re-reads the configuration and applies changes to groups; other
+// sections need a restart and are reported, not applied.
+func (d *daemon) reload(p *pipeline) {
+	cfg, err := LoadConfig(d.path)
+	if err != nil {
+		d.logger.Error("reload: configuration invalid; keeping the running one", zap.Error(err))
+		return
+	}
+	old := d.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	groups, err := p.activeGroups(ctx, cfg.Groups.IDs)
+	if err != nil {
+		d.logger.Error("reload: reading group state", zap.Error(err))
+		return
+	}
+	added, removed := diffStrings(old.Groups.IDs, cfg.Groups.IDs)
+	p.sched.SetGroups(groups)
+	if cfg.Poll != old.Poll {
+		d.logger.Warn("reload: poll settings changed; they take effect after a restart",
+			zap.Any("running", old.Poll), zap.Any("configured", cfg.Poll))
+	}
+	d.logger.Info("configuration reloaded", zap.Strings("groups_added", added), zap.Strings("groups_removed", removed))
+	cfg.Poll = old.Poll
+	d.cfg = cfg
+}
+
+func diffStrings(old, cur []string) (added, removed []string) {
+	for _, s := range cur {
+		if !slices.Contains(old, s) {
+			added = append(added, s)
+		}
+	}
+	for _, s := range old {
+		if !slices.Contains(cur, s) {
+			removed = append(removed, s)
+		}
+	}
+	return added, removed
+}
+
+// updateReady keeps the rollcall_ready gauge in step with /readyz.
+func (d *daemon) updateReady(ctx context.Context, hs *healthServer, p *pipeline) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if err := hs.Ready(ctx); err != nil {
+			p.metrics.ready.Set(0)
+		} else {
+			p.metrics.ready.Set(1)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
