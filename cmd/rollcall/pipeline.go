@@ -214,7 +214,9 @@ func (r renamedSink) Healthy(ctx context.Context) error {
 }
 
 // checker is implemented by sinks that `rollcall check` can verify.
-type checker interface{ Check(ctx context.Context) error }
+type checker interface {
+	Check(ctx context.Context) error
+}
 
 func (r renamedSink) Check(ctx context.Context) error {
 	if c, ok := r.Sink.(checker); ok {
