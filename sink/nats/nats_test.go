@@ -227,6 +227,23 @@ func TestAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("password in url is not logged", func(t *testing.T) {
+		core, logs := observer.New(zap.DebugLevel)
+		u := "nats://rc:" + password + "@" + strings.TrimPrefix(userServer.url(), "nats://")
+		s := newSink(t, userServer, natssink.Options{URLs: []string{u}, Logger: zap.New(core)})
+		if err := s.Publish(ctxT(t, 10*time.Second), events(1, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if logs.Len() == 0 {
+			t.Fatal("nothing logged on connect")
+		}
+		for _, e := range logs.All() {
+			b, _ := json.Marshal(e.ContextMap())
+			if strings.Contains(e.Message+string(b), password) {
+				t.Errorf("log %q %s contains the password", e.Message, b)
+			}
+		}
+	})
 	fails := []struct {
 		name   string
 		o      natssink.Options
