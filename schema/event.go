@@ -121,12 +121,21 @@ type envelope struct {
 	Time            string          `json:"time"`
 	DataContentType string          `json:"datacontenttype"`
 	PartitionKey    string          `json:"partitionkey"`
-	Data            json.RawMessage `json:"data"`
+	// Data is memberData or groupData when encoding (a typed value, so
+	// encoding/json does not re-validate and compact a RawMessage) and a
+	// json.RawMessage when decoding.
+	Data any `json:"data"`
 }
 
 // MarshalData returns the JSON of e.Data alone, as it appears under "data"
 // in structured mode and as the message value in binary mode.
 func (e Event) MarshalData() ([]byte, error) {
+	return json.Marshal(e.wireData())
+}
+
+// wireData is e.Data in its wire shape: member events carry the member
+// fields, group events members_left.
+func (e Event) wireData() any {
 	d := e.Data
 	var prev *string
 	if d.PreviousObservedAt != nil {
@@ -134,39 +143,36 @@ func (e Event) MarshalData() ([]byte, error) {
 		prev = &s
 	}
 	if e.IsMemberEvent() {
-		return json.Marshal(memberData{
+		return memberData{
 			SDKAppID: d.SDKAppID, GroupID: d.GroupID, MemberAccount: d.MemberAccount,
 			NickName: d.NickName, Avatar: d.Avatar, JoinTime: d.JoinTime,
 			ObservedAt: wireTime(d.ObservedAt), PreviousObservedAt: prev,
 			Reason: d.Reason, OnlineSeconds: d.OnlineSeconds,
-		})
+		}
 	}
 	n := 0
 	if d.MembersLeft != nil {
 		n = *d.MembersLeft
 	}
-	return json.Marshal(groupData{
+	return groupData{
 		SDKAppID: d.SDKAppID, GroupID: d.GroupID, ObservedAt: wireTime(d.ObservedAt),
 		PreviousObservedAt: prev, Reason: d.Reason, MembersLeft: n,
-	})
+	}
 }
 
 // MarshalJSON encodes e as a structured-mode CloudEvent.
 func (e Event) MarshalJSON() ([]byte, error) {
-	data, err := e.MarshalData()
-	if err != nil {
-		return nil, err
-	}
 	return json.Marshal(envelope{
 		SpecVersion: SpecVersion, ID: e.ID, Source: e.Source, Type: e.Type,
 		Subject: e.Subject, Time: wireTime(e.Time), DataContentType: DataContentType,
-		PartitionKey: e.PartitionKey, Data: data,
+		PartitionKey: e.PartitionKey, Data: e.wireData(),
 	})
 }
 
 // UnmarshalJSON decodes a structured-mode CloudEvent.
 func (e *Event) UnmarshalJSON(b []byte) error {
-	var env envelope
+	var raw json.RawMessage
+	env := envelope{Data: &raw}
 	if err := json.Unmarshal(b, &env); err != nil {
 		return err
 	}
@@ -178,8 +184,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("time: %w", err)
 	}
 	var d Data
-	if len(env.Data) > 0 {
-		if err := json.Unmarshal(env.Data, &d); err != nil {
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &d); err != nil {
 			return fmt.Errorf("data: %w", err)
 		}
 	}

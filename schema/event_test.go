@@ -192,3 +192,13 @@ func TestNormalizeMembers(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkEventMarshalJSON(b *testing.B) {
+	ev := goldenEvents()["left"]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ev.MarshalJSON(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
