@@ -1110,8 +1110,14 @@ func TestCompose(t *testing.T) {
 	if a, b := str(get(svcs, "simulator.environment."+keyEnv)), str(get(svcs, "rollcall.environment."+keyEnv)); a == "" || a != b {
 		t.Errorf("%s differs between simulator (%q) and rollcall (%q)", keyEnv, a, b)
 	}
-	if n := len(list(get(cfg, "groups.ids"))); n != 5 {
-		t.Errorf("compose config watches %d groups, the simulator serves 5", n)
+	// `rollcall simulate --groups N` serves room-1 ... room-N.
+	n, _ := strconv.Atoi(flagVal(sim, "--groups"))
+	var wantIDs []string
+	for i := 1; i <= n; i++ {
+		wantIDs = append(wantIDs, fmt.Sprintf("room-%d", i))
+	}
+	if got := strs(get(cfg, "groups.ids")); !reflect.DeepEqual(got, wantIDs) {
+		t.Errorf("compose config watches groups %v, the simulator serves %v", got, wantIDs)
 	}
 	var kafka, nats map[string]any
 	for _, s := range list(cfg["sinks"]) {
