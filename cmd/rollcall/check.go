@@ -48,28 +48,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err == nil {
-		client, err := newClient(cfg, m.tencent, nil, logger)
-		if err == nil {
-			// One real call: the first group's list. A dismissed group still
-			// proves that auth, region and admin rights are right.
-			gid := cfg.Groups.IDs[0]
-			var n []string
-			members, lerr := client.ListMembers(ctx, gid)
-			if tencent.KindOf(lerr) == tencent.KindGroupGone {
-				n, lerr = []string{"group " + gid + " does not exist (10010/10015); remove it from groups.ids"}, nil
-			}
-			err = lerr
-			if err == nil && n == nil {
-				n = []string{fmt.Sprintf("%d members in %s", len(members), gid)}
-			}
-			if err == nil {
-				report("api get_members ("+n[0]+")", nil)
-			} else {
-				report("api get_members", err)
-			}
-		} else {
-			report("api client", err)
-		}
+		report(checkAPI(ctx, cfg, m))
 	}
 
 	for i := range cfg.Sinks {
@@ -102,4 +81,22 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout, "all checks passed")
 	return nil
+}
+
+// checkAPI makes one real get_members call on the first group. A dismissed
+// group still proves that auth, region and admin rights are right.
+func checkAPI(ctx context.Context, cfg *Config, m *metricsSet) (string, error) {
+	client, err := newClient(cfg, m.tencent, nil, zap.NewNop())
+	if err != nil {
+		return "api client", err
+	}
+	gid := cfg.Groups.IDs[0]
+	members, err := client.ListMembers(ctx, gid)
+	switch {
+	case tencent.KindOf(err) == tencent.KindGroupGone:
+		return fmt.Sprintf("api get_members (group %s does not exist: remove it from groups.ids)", gid), nil
+	case err != nil:
+		return "api get_members", err
+	}
+	return fmt.Sprintf("api get_members (%d members in %s)", len(members), gid), nil
 }

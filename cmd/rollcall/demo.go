@@ -161,7 +161,7 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *keyEnv == "" {
 		keyLine = "secret_key: " + tencenttest.DefaultKey + "   # the simulator's built-in demo key"
 	}
-	fmt.Fprintf(stdout, "simulated Tencent Chat API on http://%s\n\n# a config for it:\ntencent:\n  sdkappid: %d\n  identifier: %s\n  %s\n  endpoint: http://%s\ngroups:\n  ids: [%s]\nsinks:\n  - type: stdout\n",
+	fmt.Fprintf(stdout, "# simulated Tencent Chat API on http://%s\n# a config for it:\ntencent:\n  sdkappid: %d\n  identifier: %s\n  %s\n  endpoint: http://%s\ngroups:\n  ids: [%s]\nsinks:\n  - type: stdout\n",
 		ln.Addr(), *sdkappid, *admin, keyLine, ln.Addr(), strings.Join(quoteAll(ids), ", "))
 	logger.Info("simulator serving", zap.String("addr", ln.Addr().String()), zap.Int("groups", len(ids)))
 	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
