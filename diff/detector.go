@@ -48,11 +48,11 @@ const featureCap = 30
 type Detector struct {
 	store   Store
 	pub     Publisher
-	opts    Options
 	log     *zap.Logger
 	metrics *Metrics
 
 	mu     sync.Mutex
+	opts   Options // replaced by SetOptions
 	groups map[string]*group
 }
 
@@ -71,23 +71,52 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	if o.Publisher == nil {
 		return nil, errors.New("detector: no publisher")
 	}
-	switch o.Diff.Baseline {
-	case "", BaselineEmit, BaselineSilent:
-	default:
-		return nil, fmt.Errorf("detector: baseline %q: want %q or %q", o.Diff.Baseline, BaselineEmit, BaselineSilent)
+	diffOpts, err := checkOptions(o.Diff)
+	if err != nil {
+		return nil, err
 	}
-	if o.Diff.MemberCap < 0 {
-		return nil, fmt.Errorf("detector: member cap %d is negative", o.Diff.MemberCap)
-	}
-	if o.Diff.MemberCap == 0 {
-		o.Diff.MemberCap = DefaultMemberCap
-	}
+	o.Diff = diffOpts
 	log := o.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
 	return &Detector{store: o.Store, pub: o.Publisher, opts: o.Diff, log: log.Named("detector"),
 		metrics: o.Metrics, groups: make(map[string]*group)}, nil
+}
+
+func checkOptions(o Options) (Options, error) {
+	switch o.Baseline {
+	case "", BaselineEmit, BaselineSilent:
+	default:
+		return o, fmt.Errorf("detector: baseline %q: want %q or %q", o.Baseline, BaselineEmit, BaselineSilent)
+	}
+	if o.MemberCap < 0 {
+		return o, fmt.Errorf("detector: member cap %d is negative", o.MemberCap)
+	}
+	if o.MemberCap == 0 {
+		o.MemberCap = DefaultMemberCap
+	}
+	return o, nil
+}
+
+// SetOptions replaces the diff options (member cap, baseline mode) for the
+// snapshots handled from now on: a configuration reload. A snapshot being
+// handled keeps the options it started with.
+func (d *Detector) SetOptions(o Options) error {
+	o, err := checkOptions(o)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.opts = o
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Detector) options() Options {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opts
 }
 
 func (d *Detector) group(id string) *group {
@@ -119,15 +148,16 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		d.metrics.commitFailed()
 		return fmt.Errorf("load state of %s: %w", snap.GroupID, err)
 	}
-	truncated := !snap.Dismissed && len(snap.Members) >= d.opts.MemberCap
+	opts := d.options()
+	truncated := !snap.Dismissed && len(snap.Members) >= opts.MemberCap
 	d.metrics.observeSnapshot(snap, truncated)
-	if !snap.Dismissed && len(snap.Members) == featureCap && d.opts.MemberCap > featureCap && !g.warned30 {
+	if !snap.Dismissed && len(snap.Members) == featureCap && opts.MemberCap > featureCap && !g.warned30 {
 		g.warned30 = true
 		d.log.Warn("snapshot lists exactly 30 members: the app may lack the online-member-list feature (plan and console switch) and the list may be capped at 30; if so set poll.member_cap: 30",
 			zap.String("group_id", snap.GroupID))
 	}
 
-	events, next := Diff(prev, snap, d.opts)
+	events, next := Diff(prev, snap, opts)
 	if len(events) > 0 {
 		if err = d.pub.Publish(ctx, events); err != nil {
 			d.metrics.commitFailed()

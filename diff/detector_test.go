@@ -234,3 +234,33 @@ func TestDetectorConcurrentGroups(t *testing.T) {
 		t.Errorf("published %d events, want 80 baselines", total)
 	}
 }
+
+func TestDetectorSetOptions(t *testing.T) {
+	store := diff.NewMemoryStore()
+	var got [][]schema.Event
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: store, Publisher: diff.PublisherFunc(func(_ context.Context, evs []schema.Event) error {
+		got = append(got, evs)
+		return nil
+	}), Diff: diff.Options{SDKAppID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetOptions(diff.Options{SDKAppID: 1, Baseline: "loud"}); err == nil {
+		t.Fatal("bad baseline accepted")
+	}
+	if err := d.SetOptions(diff.Options{SDKAppID: 1, Baseline: diff.BaselineSilent, MemberCap: 2}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_800_000_000, 0)
+	snap := schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0, Members: []schema.Member{{Account: "a", JoinTime: 1}, {Account: "b", JoinTime: 2}}}
+	if err := d.HandleSnapshot(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("silent baseline after SetOptions published %v", got)
+	}
+	st, _ := store.Load(context.Background(), "g")
+	if !st.Truncated {
+		t.Error("member_cap 2 from SetOptions not applied: 2-member snapshot not truncated")
+	}
+}

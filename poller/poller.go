@@ -433,11 +433,11 @@ func (s *Scheduler) RunOnce(ctx context.Context) error {
 // after the cycle's end (once: after the last poll started). done receives
 // each poll's error (nil errors are not reported).
 func (s *Scheduler) runCycle(sched, work context.Context, wg *sync.WaitGroup, once bool, done func(error)) {
-	ids, length := s.plan()
+	ids, length, interval := s.plan()
 	start := s.now()
 	c := &cycle{start: start, length: length}
 	s.beginCycle(c)
-	spread := !once || length > s.o.Interval
+	spread := !once || length > interval
 	n := time.Duration(len(ids))
 slots:
 	for i, id := range ids {
@@ -489,15 +489,16 @@ func (s *Scheduler) sleepUntil(ctx context.Context, t time.Time) bool {
 
 // plan returns the groups of the next cycle and the cycle's length,
 // stretched to the rate budget, and logs when the budget verdict changes.
-func (s *Scheduler) plan() ([]string, time.Duration) {
+func (s *Scheduler) plan() (ids []string, length, interval time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := slices.Clone(s.order)
+	ids = slices.Clone(s.order)
 	calls := 0
 	for _, id := range ids {
 		calls += pages(s.groups[id].lastSize, s.o.PageSize)
 	}
-	length := s.o.Interval
+	interval = s.o.Interval
+	length = interval
 	if s.o.RateLimit > 0 {
 		if need := time.Duration(float64(calls) / s.o.RateLimit * float64(time.Second)); need > length {
 			length = need
@@ -521,7 +522,22 @@ func (s *Scheduler) plan() ([]string, time.Duration) {
 			zap.Float64("budget_calls_per_second", s.o.RateLimit),
 			zap.Duration("interval", s.o.Interval))
 	}
-	return ids, length
+	return ids, length, interval
+}
+
+// SetInterval changes poll.interval from the next cycle on (a SIGHUP
+// reload). The cycle in progress keeps its length.
+func (s *Scheduler) SetInterval(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("poll.interval %s: must be positive", d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d != s.o.Interval {
+		s.log.Info("poll interval changed", zap.Duration("from", s.o.Interval), zap.Duration("to", d))
+		s.o.Interval = d
+	}
+	return nil
 }
 
 // pages estimates the API calls of one listing of a group of size members

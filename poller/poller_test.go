@@ -603,7 +603,7 @@ func TestBudgetStretchesCycle(t *testing.T) {
 	warns := func() []observer.LoggedEntry { return f.logged("poll cycle stretched to fit the api rate budget") }
 
 	// Before any poll: 1 call per group, 3 calls / 100 per s = 30ms > 10ms.
-	if _, length := f.s.plan(); length != 30*time.Millisecond {
+	if _, length, _ := f.s.plan(); length != 30*time.Millisecond {
 		t.Fatalf("cycle = %s, want 30ms", length)
 	}
 	w := warns()
@@ -624,7 +624,7 @@ func TestBudgetStretchesCycle(t *testing.T) {
 	if err := f.s.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, length := f.s.plan(); length != 50*time.Millisecond {
+	if _, length, _ := f.s.plan(); length != 50*time.Millisecond {
 		t.Fatalf("cycle = %s, want 50ms", length)
 	}
 	if w := warns(); len(w) != 2 || w[1].ContextMap()["calls_per_cycle"] != int64(5) {
@@ -639,7 +639,7 @@ func TestBudgetStretchesCycle(t *testing.T) {
 	}
 
 	f.s.SetGroups([]string{"b"})
-	if _, length := f.s.plan(); length != interval {
+	if _, length, _ := f.s.plan(); length != interval {
 		t.Errorf("cycle = %s, want the interval once within budget", length)
 	}
 	if n := len(f.logged("poll cycle back within the api rate budget")); n != 1 {
@@ -874,5 +874,31 @@ func BenchmarkRunOnce(b *testing.B) {
 		if err := s.RunOnce(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSetIntervalAppliesToTheNextCycle(t *testing.T) {
+	f := newFixture(t, Options{Groups: []string{"a"}, Interval: time.Hour}, nil)
+	if _, length, _ := f.s.plan(); length != time.Hour {
+		t.Fatalf("cycle = %s, want 1h", length)
+	}
+	if err := f.s.SetInterval(0); err == nil {
+		t.Fatal("SetInterval(0) accepted")
+	}
+	stop := f.run(t)
+	waitFor(t, "first poll", func() bool { return f.rec.count("a") >= 1 })
+	// The first cycle lasts an hour; the new interval applies from the
+	// next one, so shorten it and check the hour-long cycle is the last.
+	if err := f.s.SetInterval(20 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, length, interval := f.s.plan(); length != 20*time.Millisecond || interval != 20*time.Millisecond {
+		t.Fatalf("after SetInterval: cycle %s interval %s, want 20ms", length, interval)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.logged("poll interval changed")) != 1 {
+		t.Error("interval change not logged")
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/poller"
 )
 
@@ -69,9 +71,11 @@ func (d *daemon) run(parent context.Context) error {
 	if d.exit == nil {
 		d.exit = os.Exit
 	}
-	if d.cfg.Poll.Interval < 10*time.Second && !d.quietInterval {
+	// run reads this copy: the signal goroutine replaces d.cfg on SIGHUP.
+	cfg := d.cfg
+	if cfg.Poll.Interval < 10*time.Second && !d.quietInterval {
 		d.logger.Warn("poll.interval is below the API's cache granularity (10-40s): polls will often return the same snapshot",
-			zap.Duration("interval", d.cfg.Poll.Interval))
+			zap.Duration("interval", cfg.Poll.Interval))
 	}
 	// ctx ends on the first signal: no new polls are scheduled, in-flight
 	// ones drain for up to shutdown_timeout (the scheduler's DrainTimeout).
@@ -83,13 +87,13 @@ func (d *daemon) run(parent context.Context) error {
 
 	// Sinks connect with the parent context: a signal during startup still
 	// aborts it.
-	p, err := newPipeline(ctx, d.cfg, d.logger, pipelineOptions{once: d.once, stdout: d.stdout})
+	p, err := newPipeline(ctx, cfg, d.logger, pipelineOptions{once: d.once, stdout: d.stdout})
 	if err != nil {
 		return err
 	}
 
 	var hs *healthServer
-	if addr := *d.cfg.HTTP.Listen; addr != "" && !d.once {
+	if addr := *cfg.HTTP.Listen; addr != "" && !d.once {
 		if hs, err = newHealthServer(addr, p.metrics.reg, p.readiness(), d.logger.Named("http")); err != nil {
 			p.close(context.Background())
 			return err
@@ -110,9 +114,9 @@ func (d *daemon) run(parent context.Context) error {
 	}
 
 	d.logger.Info("rollcall starting",
-		zap.Uint64("sdkappid", d.cfg.Tencent.SDKAppID),
+		zap.Uint64("sdkappid", cfg.Tencent.SDKAppID),
 		zap.Int("groups", len(p.sched.Groups())),
-		zap.Duration("interval", d.cfg.Poll.Interval),
+		zap.Duration("interval", cfg.Poll.Interval),
 		zap.Int("sinks", len(p.sinks)),
 		zap.Bool("once", d.once))
 
@@ -125,7 +129,7 @@ func (d *daemon) run(parent context.Context) error {
 
 	// Polls and publishes have finished (or been cut off after
 	// shutdown_timeout); flush and close sinks, then the store.
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelClose()
 	closeErr := p.close(closeCtx)
 	stopHTTP()
@@ -178,8 +182,8 @@ func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, s
 	}
 }
 
-// reload re-reads the configuration and applies changes to groups; other
-// sections need a restart and are reported, not applied.
+// reload re-reads the configuration and applies groups and poll settings;
+// other sections need a restart and are reported, not applied.
 func (d *daemon) reload(p *pipeline) {
 	cfg, err := LoadConfig(d.path)
 	if err != nil {
@@ -196,13 +200,51 @@ func (d *daemon) reload(p *pipeline) {
 	}
 	added, removed := diffStrings(old.Groups.IDs, cfg.Groups.IDs)
 	p.sched.SetGroups(groups)
-	if cfg.Poll != old.Poll {
-		d.logger.Warn("reload: poll settings changed; they take effect after a restart",
-			zap.Any("running", old.Poll), zap.Any("configured", cfg.Poll))
+	// poll.interval, member_cap and baseline apply from the next cycle;
+	// concurrency sizes the scheduler's semaphore and needs a restart.
+	applied := old.Poll
+	if err := p.sched.SetInterval(cfg.Poll.Interval); err == nil {
+		applied.Interval = cfg.Poll.Interval
 	}
-	d.logger.Info("configuration reloaded", zap.Strings("groups_added", added), zap.Strings("groups_removed", removed))
-	cfg.Poll = old.Poll
-	d.cfg = cfg
+	if err := p.detector.SetOptions(diff.Options{SDKAppID: cfg.Tencent.SDKAppID, MemberCap: cfg.Poll.MemberCap,
+		Baseline: diff.BaselineMode(cfg.Poll.Baseline)}); err == nil {
+		applied.MemberCap, applied.Baseline = cfg.Poll.MemberCap, cfg.Poll.Baseline
+	}
+	if cfg.Poll.Concurrency != old.Poll.Concurrency {
+		d.logger.Warn("reload: poll.concurrency takes effect after a restart",
+			zap.Int("running", old.Poll.Concurrency), zap.Int("configured", cfg.Poll.Concurrency))
+	}
+	for _, section := range changedSections(old, cfg) {
+		d.logger.Warn("reload: this section changed but takes effect only after a restart", zap.String("section", section))
+	}
+	d.logger.Info("configuration reloaded",
+		zap.Strings("groups_added", added), zap.Strings("groups_removed", removed),
+		zap.Duration("poll_interval", applied.Interval), zap.Int("poll_member_cap", applied.MemberCap),
+		zap.String("poll_baseline", applied.Baseline))
+	cfg.Poll = applied
+	// Keep what is running for the sections that need a restart, so the
+	// next reload compares against reality.
+	next := *old
+	next.Groups, next.Poll = cfg.Groups, cfg.Poll
+	d.cfg = &next
+}
+
+// changedSections names the top-level sections, other than groups and
+// poll, whose values differ.
+func changedSections(a, b *Config) []string {
+	var out []string
+	check := func(name string, x, y any) {
+		if !reflect.DeepEqual(x, y) {
+			out = append(out, name)
+		}
+	}
+	check("tencent", a.Tencent, b.Tencent)
+	check("state", a.State, b.State)
+	check("sinks", a.Sinks, b.Sinks)
+	check("http", a.HTTP, b.HTTP)
+	check("log", a.Log, b.Log)
+	check("shutdown_timeout", a.ShutdownTimeout, b.ShutdownTimeout)
+	return out
 }
 
 func diffStrings(old, cur []string) (added, removed []string) {
