@@ -23,7 +23,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download && go mod verify
 
-COPY . .
+# Only the Go packages: local state, event files and secrets in the work
+# tree can never end up in an image (no .dockerignore needed).
+COPY cmd ./cmd
+COPY poller ./poller
+COPY diff ./diff
+COPY sink ./sink
+COPY schema ./schema
 
 ARG VERSION=dev
 ARG COMMIT=unknown
