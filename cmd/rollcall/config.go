@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent"
+	"github.com/rollcall-dev/rollcall/sink"
 )
 
 // Config is the whole configuration file. Each section maps onto the
@@ -107,13 +108,8 @@ type RetryConfig struct {
 	MaxElapsedTime time.Duration `yaml:"max_elapsed_time"`
 }
 
-// TLSConfig is a sink's `tls` block.
-type TLSConfig struct {
-	CA                 string `yaml:"ca"`
-	Cert               string `yaml:"cert"`
-	Key                string `yaml:"key"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+// TLSConfig is a sink's `tls` block: {ca, cert, key, insecure_skip_verify}.
+type TLSConfig = sink.TLSOptions
 
 // SASLConfig is a Kafka sink's `sasl` block.
 type SASLConfig struct {
@@ -637,7 +633,7 @@ func (s *SinkConfig) validate(key string) error {
 				}
 			}
 		}
-		if (s.TLS.Cert == "") != (s.TLS.Key == "") {
+		if err := s.TLS.Validate(); err != nil {
 			return cfgErr(key+".tls", "cert and key must be set together")
 		}
 	}

@@ -161,10 +161,7 @@ func buildSink(ctx context.Context, sc *SinkConfig, m *metricsSet, stdout io.Wri
 		o := kafka.Options{
 			Brokers: sc.Brokers, Topic: sc.Topic, Mode: sc.Mode, Compression: sc.Compression,
 			BatchSize: sc.BatchSize, BatchTimeout: sc.BatchTimeout, WriteTimeout: sc.WriteTimeout,
-			Metrics: m.kafka, Logger: l,
-		}
-		if sc.TLS != nil {
-			o.TLS = &kafka.TLSOptions{CAFile: sc.TLS.CA, CertFile: sc.TLS.Cert, KeyFile: sc.TLS.Key, InsecureSkipVerify: sc.TLS.InsecureSkipVerify}
+			TLS: sc.TLS, Metrics: m.kafka, Logger: l,
 		}
 		if sc.SASL != nil {
 			o.SASL = &kafka.SASLOptions{Mechanism: sc.SASL.Mechanism, Username: sc.SASL.Username, Password: string(sc.SASL.Password)}
@@ -183,10 +180,7 @@ func buildSink(ctx context.Context, sc *SinkConfig, m *metricsSet, stdout io.Wri
 			Stream:    nats.StreamOptions{Name: sc.Stream.Name, Create: sc.Stream.Create},
 			CredsFile: sc.CredsFile, NKeyFile: sc.NKeyFile, User: sc.User,
 			Password: string(sc.Password), Token: string(sc.Token),
-			PublishTimeout: sc.PublishTimeout, Metrics: m.nats, Logger: l,
-		}
-		if sc.TLS != nil {
-			o.TLS = &nats.TLSOptions{CAFile: sc.TLS.CA, CertFile: sc.TLS.Cert, KeyFile: sc.TLS.Key, InsecureSkipVerify: sc.TLS.InsecureSkipVerify}
+			TLS: sc.TLS, PublishTimeout: sc.PublishTimeout, Metrics: m.nats, Logger: l,
 		}
 		n, err := nats.New(ctx, o)
 		if err != nil {

@@ -3,11 +3,9 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +80,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	s.log = o.Logger.Named("kafka").With(zap.String("sink", s.name))
 	if o.TLS != nil {
-		c, err := loadTLS(o.TLS)
+		c, err := o.TLS.Config()
 		if err != nil {
 			return nil, err
 		}
@@ -159,33 +157,6 @@ func compression(c string) kafka.Compression {
 		return kafka.Zstd
 	}
 	return 0
-}
-
-func loadTLS(o *TLSOptions) (*tls.Config, error) {
-	c := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// Opt-in for test clusters with self-signed certificates.
-		InsecureSkipVerify: o.InsecureSkipVerify, //nolint:gosec // explicit user choice
-	}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", o.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if o.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file, tls.key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }
 
 func mechanism(o *SASLOptions) (sasl.Mechanism, error) {

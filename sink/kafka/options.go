@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollcall-dev/rollcall/sink"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -73,14 +75,9 @@ type Options struct {
 	Logger *zap.Logger `yaml:"-"`
 }
 
-// TLSOptions configures TLS to the brokers. Without CAFile the system roots
-// are trusted; CertFile and KeyFile together enable client certificates.
-type TLSOptions struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+// TLSOptions configures TLS to the brokers; it is the `tls` block every
+// network sink shares.
+type TLSOptions = sink.TLSOptions
 
 // SASLOptions configures SASL authentication. Its String, GoString, JSON,
 // YAML and zap forms redact the password.
@@ -174,8 +171,10 @@ func Validate(o Options) error {
 	if o.WriteTimeout < 0 {
 		add("write_timeout: must not be negative, got %s", o.WriteTimeout)
 	}
-	if t := o.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
-		add("tls: cert_file and key_file must be set together")
+	if t := o.TLS; t != nil {
+		if err := t.Validate(); err != nil {
+			add("%v", err)
+		}
 	}
 	if s := o.SASL; s != nil {
 		switch s.Mechanism {

@@ -26,7 +26,7 @@ func TestValidate(t *testing.T) {
 		{"everything", func(o *Options) {
 			o.Mode, o.Compression, o.BatchSize = ModeBinary, "zstd", 500
 			o.BatchTimeout, o.WriteTimeout = time.Millisecond, time.Minute
-			o.TLS = &TLSOptions{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem"}
+			o.TLS = &TLSOptions{CA: "ca.pem", Cert: "c.pem", Key: "k.pem"}
 			o.SASL = &SASLOptions{Mechanism: MechanismSCRAMSHA512, Username: "u", Password: "p"}
 			o.CreateTopic = &CreateTopicOptions{Partitions: 6, ReplicationFactor: 3}
 		}, nil},
@@ -40,7 +40,7 @@ func TestValidate(t *testing.T) {
 		{"codec", func(o *Options) { o.Compression = "x" }, []string{`compression: unknown codec "x" (want none|gzip|snappy|lz4|zstd)`}},
 		{"negatives", func(o *Options) { o.BatchSize, o.BatchTimeout, o.WriteTimeout = -1, -1, -1 },
 			[]string{"batch_size: must not be negative", "batch_timeout: must not be negative", "write_timeout: must not be negative"}},
-		{"tls pair", func(o *Options) { o.TLS = &TLSOptions{CertFile: "c.pem"} }, []string{"tls: cert_file and key_file must be set together"}},
+		{"tls pair", func(o *Options) { o.TLS = &TLSOptions{Cert: "c.pem"} }, []string{"tls: cert and key must be set together"}},
 		{"sasl", func(o *Options) { o.SASL = &SASLOptions{Mechanism: "gssapi"} },
 			[]string{`sasl.mechanism: unknown mechanism "gssapi"`, "sasl.username: required", "sasl.password: required"}},
 		{"create_topic", func(o *Options) { o.CreateTopic = &CreateTopicOptions{Partitions: -1, ReplicationFactor: 40000} },
@@ -76,9 +76,9 @@ func TestNewRejectsInvalid(t *testing.T) {
 	if _, err := New(t.Context(), Options{Topic: "t"}); err == nil || !strings.Contains(err.Error(), "brokers:") {
 		t.Fatalf("New = %v, want the brokers validation error", err)
 	}
-	_, err := New(t.Context(), Options{Brokers: []string{"h:1"}, Topic: "t", TLS: &TLSOptions{CAFile: "/nonexistent/ca.pem"}})
-	if err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
-		t.Fatalf("New with a missing CA file = %v, want a tls.ca_file error", err)
+	_, err := New(t.Context(), Options{Brokers: []string{"h:1"}, Topic: "t", TLS: &TLSOptions{CA: "/nonexistent/ca.pem"}})
+	if err == nil || !strings.Contains(err.Error(), "tls.ca") {
+		t.Fatalf("New with a missing CA file = %v, want a tls.ca error", err)
 	}
 }
 
@@ -99,7 +99,7 @@ compression: lz4
 batch_size: 50
 batch_timeout: 5ms
 write_timeout: 3s
-tls: {ca_file: ca.pem, insecure_skip_verify: true}
+tls: {ca: ca.pem, insecure_skip_verify: true}
 sasl: {mechanism: plain, username: u, password: pw}
 create_topic: {partitions: 3, replication_factor: 1}
 `

@@ -67,7 +67,7 @@ func TestTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	s := newSink(t, c, Options{Topic: "events", TLS: &TLSOptions{CAFile: caFile}})
+	s := newSink(t, c, Options{Topic: "events", TLS: &TLSOptions{CA: caFile}})
 	if err := s.Check(ctx); err != nil {
 		t.Fatalf("Check with the CA: %v", err)
 	}

@@ -112,10 +112,10 @@ func TestMutualTLS(t *testing.T) {
 		tls  natssink.TLSOptions
 		ok   bool
 	}{
-		{"ca and client cert", natssink.TLSOptions{CAFile: certFile, CertFile: certFile, KeyFile: keyFile}, true},
-		{"insecure skip verify", natssink.TLSOptions{InsecureSkipVerify: true, CertFile: certFile, KeyFile: keyFile}, true},
-		{"unknown server ca", natssink.TLSOptions{CertFile: certFile, KeyFile: keyFile}, false},
-		{"no client cert", natssink.TLSOptions{CAFile: certFile}, false},
+		{"ca and client cert", natssink.TLSOptions{CA: certFile, Cert: certFile, Key: keyFile}, true},
+		{"insecure skip verify", natssink.TLSOptions{InsecureSkipVerify: true, Cert: certFile, Key: keyFile}, true},
+		{"unknown server ca", natssink.TLSOptions{Cert: certFile, Key: keyFile}, false},
+		{"no client cert", natssink.TLSOptions{CA: certFile}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,8 +139,8 @@ func TestMutualTLS(t *testing.T) {
 		})
 	}
 	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()},
-		TLS: &natssink.TLSOptions{CAFile: filepath.Join(t.TempDir(), "missing.pem")}})
-	if err == nil || !strings.HasPrefix(err.Error(), "tls.ca_file: ") {
+		TLS: &natssink.TLSOptions{CA: filepath.Join(t.TempDir(), "missing.pem")}})
+	if err == nil || !strings.HasPrefix(err.Error(), "tls.ca: ") {
 		t.Errorf("New with a missing CA file = %v", err)
 	}
 }

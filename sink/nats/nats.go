@@ -16,11 +16,8 @@ package nats
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,39 +165,13 @@ func (s *Sink) connectOptions(ctx context.Context, o Options) ([]natsgo.Option, 
 		opts = append(opts, natsgo.Token(o.Token))
 	}
 	if o.TLS != nil {
-		cfg, err := tlsConfig(*o.TLS)
+		cfg, err := o.TLS.Config()
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, natsgo.Secure(cfg))
 	}
 	return opts, nil
-}
-
-func tlsConfig(t TLSOptions) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // explicit opt-in, for development
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
 
 func (s *Sink) setupStream(ctx context.Context, o Options) error {

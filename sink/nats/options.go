@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollcall-dev/rollcall/sink"
+
 	"go.uber.org/zap"
 )
 
@@ -67,13 +69,9 @@ type StreamOptions struct {
 	Create bool `yaml:"create"`
 }
 
-// TLSOptions configure TLS to the servers.
-type TLSOptions struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+// TLSOptions configure TLS to the servers; it is the `tls` block every
+// network sink shares.
+type TLSOptions = sink.TLSOptions
 
 func (o Options) withDefaults() Options {
 	if o.SubjectPrefix == "" {
@@ -129,8 +127,10 @@ func Validate(o Options) error {
 	if o.User != "" && o.Password == "" {
 		errs = append(errs, errors.New("password: required with user"))
 	}
-	if t := o.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	if t := o.TLS; t != nil {
+		if err := t.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if o.PublishTimeout < 0 {
 		errs = append(errs, fmt.Errorf("publish_timeout: %s must be positive", o.PublishTimeout))

@@ -110,7 +110,7 @@ func TestValidate(t *testing.T) {
 		{"two auth methods", func(o *natssink.Options) { o.Token = "t"; o.CredsFile = "/c" }, "creds_file, nkey_file"},
 		{"password alone", func(o *natssink.Options) { o.Password = "p" }, "user: "},
 		{"user alone", func(o *natssink.Options) { o.User = "u" }, "password: "},
-		{"cert without key", func(o *natssink.Options) { o.TLS = &natssink.TLSOptions{CertFile: "c"} }, "tls: "},
+		{"cert without key", func(o *natssink.Options) { o.TLS = &natssink.TLSOptions{Cert: "c"} }, "tls: "},
 		{"negative timeout", func(o *natssink.Options) { o.PublishTimeout = -1 }, "publish_timeout: "},
 	}
 	for _, tt := range tests {
