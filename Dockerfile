@@ -53,8 +53,9 @@ FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 ARG COMMIT=unknown
 ARG SOURCE=https://github.com/rollcall-dev/rollcall
-# SPDX expression; keep in step with the repository's LICENSE.
-ARG LICENSES=Apache-2.0
+# SPDX expression. The repository has no LICENSE yet (the product owner's
+# call): NOASSERTION until it does; pass --build-arg LICENSES=... then.
+ARG LICENSES=NOASSERTION
 LABEL org.opencontainers.image.title="rollcall" \
       org.opencontainers.image.description="Change feed of Tencent Cloud Chat audio-video group members: polls get_members and publishes member-joined/left CloudEvents to Kafka, NATS, files or stdout" \
       org.opencontainers.image.source="${SOURCE}" \
