@@ -149,9 +149,9 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		return fmt.Errorf("load state of %s: %w", snap.GroupID, err)
 	}
 	opts := d.options()
-	truncated := !snap.Dismissed && len(snap.Members) >= opts.MemberCap
+	truncated := !snap.Dismissed && (len(snap.Members) >= opts.MemberCap || snap.Capped)
 	d.metrics.observeSnapshot(snap, truncated)
-	if !snap.Dismissed && len(snap.Members) == featureCap && opts.MemberCap > featureCap && !g.warned30 {
+	if !snap.Dismissed && !snap.Capped && len(snap.Members) == featureCap && opts.MemberCap > featureCap && !g.warned30 {
 		g.warned30 = true
 		d.log.Warn("snapshot lists exactly 30 members: the app may lack the online-member-list feature (plan and console switch) and the list may be capped at 30; if so set poll.member_cap: 30",
 			zap.String("group_id", snap.GroupID))

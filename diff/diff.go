@@ -135,7 +135,7 @@ func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, 
 	cur := sortedMembers(snap.Members)
 	next = &State{Version: StateVersion, SDKAppID: app, GroupID: gid, ObservedAt: at,
 		Members: make([]Tracked, 0, max(len(cur), len(old)))}
-	truncated := len(cur) >= memberCap
+	truncated := len(cur) >= memberCap || snap.Capped
 	var boundary int64
 	if truncated {
 		boundary = cur[0].JoinTime

@@ -443,3 +443,27 @@ func TestDiffSDKAppIDFallsBackToOptions(t *testing.T) {
 		t.Errorf("sdkappid: event %d, state %d, want 42", events[0].Data.SDKAppID, next.SDKAppID)
 	}
 }
+
+// A snapshot the poller marked Capped (the silent 30 cap, recognised from
+// the online count) is truncated whatever MemberCap says: a member who slid
+// below its boundary is not reported as left.
+func TestCappedSnapshotIsTruncated(t *testing.T) {
+	prev := state(t0, tr("a", j0, t0, false), tr("b", j0+10, t0, false), tr("c", j0+20, t0, false))
+	s := snapAt(t1, mem("b", j0+10), mem("c", j0+20))
+	s.Capped = true
+	events, next := Diff(prev, s, Options{MemberCap: 1000})
+	if len(events) != 0 {
+		t.Fatalf("capped snapshot emitted %v; a slid out of view and has not left", events)
+	}
+	if !next.Truncated || next.Boundary != j0+10 {
+		t.Fatalf("next truncated=%v boundary=%d, want true %d", next.Truncated, next.Boundary, j0+10)
+	}
+	if m := next.Members[0]; m.Account != "a" || !m.OutOfView {
+		t.Fatalf("a = %+v, want kept out of view", m)
+	}
+	// Without the mark the same snapshot is complete and a has left.
+	s.Capped = false
+	if events, _ := Diff(prev, s, Options{MemberCap: 1000}); len(events) != 1 || events[0].Type != schema.TypeMemberLeft {
+		t.Fatalf("uncapped: %v, want one left event", events)
+	}
+}

@@ -48,6 +48,17 @@ type MemberLister interface {
 	ListMembers(ctx context.Context, groupID string) ([]schema.Member, error)
 }
 
+// OnlineCounter is implemented by listers that can count a group's online
+// members without the list's cap (get_online_member_num). The scheduler
+// uses it to recognise the silent 30-member cap.
+type OnlineCounter interface {
+	OnlineMemberNum(ctx context.Context, groupID string) (int, error)
+}
+
+// featureCap is what get_members lists, without an error, for apps whose
+// plan or console switch lacks the online-member-list feature.
+const featureCap = 30
+
 // MemberListerFunc adapts a function to MemberLister.
 type MemberListerFunc func(ctx context.Context, groupID string) ([]schema.Member, error)
 
@@ -104,6 +115,13 @@ type Options struct {
 	// When a cycle needs more calls than Interval*RateLimit, the cycle is
 	// stretched. 0 disables the check.
 	RateLimit float64
+	// MemberCap is poll.member_cap. When it is above 30 and a listing
+	// returns exactly 30 members, a lister that is an OnlineCounter is asked
+	// for the group's online count: more than 30 means the app lacks the
+	// online-member-list feature, and the snapshot is marked Capped so the
+	// diff treats it as truncated instead of reporting false departures.
+	// Zero disables the check.
+	MemberCap int
 	// PageSize is the number of members per page assumed when estimating a
 	// group's calls per listing. Default 250.
 	PageSize int
@@ -151,6 +169,7 @@ type group struct {
 	inFlight      bool
 	since         time.Time // start of the in-flight poll
 	blockedWarned bool
+	cappedWarned  bool
 	lastSize      int // members at the last successful listing; -1 unknown
 	lastOK        time.Time
 	failing       bool
@@ -525,6 +544,14 @@ func (s *Scheduler) plan() (ids []string, length, interval time.Duration) {
 	return ids, length, interval
 }
 
+// SetMemberCap changes poll.member_cap (see Options.MemberCap) for the
+// polls started from now on.
+func (s *Scheduler) SetMemberCap(n int) {
+	s.mu.Lock()
+	s.o.MemberCap = n
+	s.mu.Unlock()
+}
+
 // SetInterval changes poll.interval from the next cycle on (a SIGHUP
 // reload). The cycle in progress keeps its length.
 func (s *Scheduler) SetInterval(d time.Duration) error {
@@ -597,10 +624,11 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	// gets ctx alone, as publishing may retry for long while a sink is down.
 	lctx, cancel := context.WithTimeout(ctx, c.length)
 	members, err := s.lister.ListMembers(lctx, id)
+	capped := err == nil && s.capped(lctx, id, len(members))
 	cancel()
 	<-s.sem
 
-	snap := schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Members: members}
+	snap := schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Members: members, Capped: capped}
 	if err != nil {
 		if ctx.Err() != nil {
 			s.finish(id, c, "", -1)
@@ -646,6 +674,40 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	}
 	s.finish(id, c, resultOK, len(members))
 	return nil
+}
+
+// capped reports whether a listing of n members was cut by the silent
+// 30-member cap: exactly 30 listed while the online count says more. Any
+// doubt (no counter, an error) answers false: the snapshot is then taken at
+// face value, as without the check.
+func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
+	oc, ok := s.lister.(OnlineCounter)
+	s.mu.Lock()
+	memberCap := s.o.MemberCap
+	s.mu.Unlock()
+	if !ok || n != featureCap || memberCap <= featureCap {
+		return false
+	}
+	online, err := oc.OnlineMemberNum(ctx, id)
+	if err != nil {
+		s.log.Debug("online member count unavailable", zap.String("group_id", id), zap.Error(err))
+		return false
+	}
+	if online <= n {
+		return false
+	}
+	s.mu.Lock()
+	g := s.groups[id]
+	warn := g != nil && !g.cappedWarned
+	if warn {
+		g.cappedWarned = true
+	}
+	s.mu.Unlock()
+	if warn {
+		s.log.Warn("get_members lists 30 members while more are online: the app lacks the online-member-list feature (plan and console switch); treating the list as capped, set poll.member_cap: 30",
+			zap.String("group_id", id), zap.Int("listed", n), zap.Int("online", online))
+	}
+	return true
 }
 
 func (s *Scheduler) recordLag(lag time.Duration) {

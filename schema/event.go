@@ -113,14 +113,14 @@ type groupData struct {
 }
 
 type envelope struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject,omitempty"`
-	Time            string          `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	PartitionKey    string          `json:"partitionkey"`
+	SpecVersion     string `json:"specversion"`
+	ID              string `json:"id"`
+	Source          string `json:"source"`
+	Type            string `json:"type"`
+	Subject         string `json:"subject,omitempty"`
+	Time            string `json:"time"`
+	DataContentType string `json:"datacontenttype"`
+	PartitionKey    string `json:"partitionkey"`
 	// Data is memberData or groupData when encoding (a typed value, so
 	// encoding/json does not re-validate and compact a RawMessage) and a
 	// json.RawMessage when decoding.

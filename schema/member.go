@@ -32,6 +32,10 @@ type Snapshot struct {
 	Members []Member
 	// Dismissed reports that the group is gone.
 	Dismissed bool
+	// Capped reports that the API is known to have listed fewer members
+	// than are online (the silent 30-member cap of apps without the
+	// online-member-list feature), whatever the configured member cap.
+	Capped bool
 }
 
 // NormalizeMembers de-duplicates ms by Account and sorts the result by

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
+	"github.com/rollcall-dev/rollcall/schema"
 )
 
 // TestRunOnceBaselineThenChanges walks one group through a baseline, a
@@ -31,5 +34,38 @@ func TestRunOnceBaselineThenChanges(t *testing.T) {
 	e.mustOnce()
 	if n := len(e.events()); n != 4 {
 		t.Fatalf("unchanged group emitted %d new events", n-4)
+	}
+}
+
+// TestRunOnceRecognisesTheSilent30Cap: an app without the online member
+// list feature gets the latest 30 members and no error. With the default
+// poll.member_cap (1000), rollcall asks get_online_member_num, sees more
+// online, and treats the list as capped: a member sliding out of the 30 is
+// not reported as left.
+func TestRunOnceRecognisesTheSilent30Cap(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{MemberCap: 30})
+	var ms []schema.Member
+	for i := range 35 {
+		ms = append(ms, member(fmt.Sprintf("u%02d", i), 1795600000+int64(i)))
+	}
+	api.AddGroup("big", ms...)
+	e := newEnv(t, api, []string{"big"}, "")
+
+	r := e.once()
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if n := len(e.events()); n != 30 {
+		t.Fatalf("baseline events = %d, want the 30 listed", n)
+	}
+	if !strings.Contains(r.stderr, "set poll.member_cap: 30") {
+		t.Errorf("no warning about the 30 cap in stderr:\n%s", r.stderr)
+	}
+
+	api.Join("big", member("newcomer", 1795600100)) // pushes u05 out of the window
+	e.mustOnce()
+	got := summary(e.events()[30:])
+	if want := []string{"member.joined/joined/newcomer"}; !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v (u05 only slid out of view)", got, want)
 	}
 }

@@ -302,6 +302,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Interval:     cfg.Poll.Interval,
 		Concurrency:  cfg.Poll.Concurrency,
 		RateLimit:    cfg.Tencent.RateLimit,
+		MemberCap:    cfg.Poll.MemberCap,
 		DrainTimeout: cfg.ShutdownTimeout,
 		Logger:       logger.Named("poller"),
 		Metrics:      p.metrics.poller,

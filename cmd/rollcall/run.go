@@ -209,6 +209,7 @@ func (d *daemon) reload(p *pipeline) {
 	if err := p.detector.SetOptions(diff.Options{SDKAppID: cfg.Tencent.SDKAppID, MemberCap: cfg.Poll.MemberCap,
 		Baseline: diff.BaselineMode(cfg.Poll.Baseline)}); err == nil {
 		applied.MemberCap, applied.Baseline = cfg.Poll.MemberCap, cfg.Poll.Baseline
+		p.sched.SetMemberCap(cfg.Poll.MemberCap)
 	}
 	if cfg.Poll.Concurrency != old.Poll.Concurrency {
 		d.logger.Warn("reload: poll.concurrency takes effect after a restart",

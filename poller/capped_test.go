@@ -1,0 +1,80 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// countingLister lists n members and reports online as the uncapped count.
+type countingLister struct {
+	n      int
+	online int
+	err    error
+	counts int
+}
+
+func (l *countingLister) ListMembers(_ context.Context, _ string) ([]schema.Member, error) {
+	ms := make([]schema.Member, l.n)
+	for i := range ms {
+		ms[i] = schema.Member{Account: fmt.Sprintf("u%02d", i), JoinTime: int64(1000 + i)}
+	}
+	return ms, nil
+}
+
+func (l *countingLister) OnlineMemberNum(context.Context, string) (int, error) {
+	l.counts++
+	return l.online, l.err
+}
+
+func TestCappedAt30IsRecognised(t *testing.T) {
+	cases := []struct {
+		name       string
+		lister     countingLister
+		memberCap  int
+		wantCapped bool
+		wantCounts int
+	}{
+		{"30 listed, 45 online", countingLister{n: 30, online: 45}, 1000, true, 2},
+		{"30 listed, 30 online", countingLister{n: 30, online: 30}, 1000, false, 2},
+		{"count unavailable", countingLister{n: 30, err: errors.New("10003")}, 1000, false, 2},
+		{"29 listed: no count needed", countingLister{n: 29, online: 45}, 1000, false, 0},
+		{"member_cap 30 already: no count needed", countingLister{n: 30, online: 45}, 30, false, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.WarnLevel)
+			var snaps []schema.Snapshot
+			l := tc.lister
+			s, err := New(&l, HandlerFunc(func(_ context.Context, snap schema.Snapshot) error {
+				snaps = append(snaps, snap)
+				return nil
+			}), Options{SDKAppID: appID, Groups: []string{"g"}, MemberCap: tc.memberCap, Logger: zap.New(core)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := s.RunOnce(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(snaps) != 2 || snaps[0].Capped != tc.wantCapped || snaps[1].Capped != tc.wantCapped {
+				t.Fatalf("snapshots %d, capped %v, want %v", len(snaps), snaps[0].Capped, tc.wantCapped)
+			}
+			if l.counts != tc.wantCounts {
+				t.Errorf("get_online_member_num calls = %d, want %d", l.counts, tc.wantCounts)
+			}
+			warns := logs.FilterMessageSnippet("set poll.member_cap: 30").Len()
+			if want := map[bool]int{true: 1, false: 0}[tc.wantCapped]; warns != want {
+				t.Errorf("capped warnings = %d, want %d (once per group)", warns, want)
+			}
+		})
+	}
+}
