@@ -179,11 +179,22 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 }
 
 // Dismissed reports whether the group is stored as dismissed, so that it
-// is not polled again after a restart.
+// is not polled again after a restart. It also counts the group's stored
+// members into rollcall_members_tracked, so the gauge is right from the
+// start rather than from each group's first commit.
 func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) {
+	g := d.group(groupID)
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	s, err := d.store.Load(ctx, groupID)
 	if err != nil {
 		return false, fmt.Errorf("load state of %s: %w", groupID, err)
 	}
+	n := 0
+	if s != nil {
+		n = len(s.Members)
+	}
+	d.metrics.track(n - g.tracked)
+	g.tracked = n
 	return s != nil && s.Dismissed, nil
 }

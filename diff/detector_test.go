@@ -107,7 +107,7 @@ rollcall_events_total{reason="joined",type="joined"} 0
 rollcall_events_total{reason="left",type="left"} 2
 rollcall_events_total{reason="rejoined",type="joined"} 0
 rollcall_events_total{reason="rejoined",type="left"} 0
-# HELP rollcall_members_tracked Members in committed state, summed over the groups handled since start, including members out of view.
+# HELP rollcall_members_tracked Members in stored state (including members out of view), summed over the configured groups.
 # TYPE rollcall_members_tracked gauge
 rollcall_members_tracked 1
 # HELP rollcall_snapshots_truncated_total Snapshots that reached the member cap, so members below the window are not listed.
@@ -263,4 +263,37 @@ func TestDetectorSetOptions(t *testing.T) {
 	if !st.Truncated {
 		t.Error("member_cap 2 from SetOptions not applied: 2-member snapshot not truncated")
 	}
+}
+
+func TestDismissedPrimesMembersTracked(t *testing.T) {
+	store := diff.NewMemoryStore()
+	st := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: time.Unix(1_800_000_000, 0).UTC(),
+		Members: []diff.Tracked{{Member: schema.Member{Account: "a", JoinTime: 1}}, {Member: schema.Member{Account: "b", JoinTime: 2}}}}
+	if err := store.Save(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: store, Publisher: diff.PublisherFunc(func(context.Context, []schema.Event) error { return nil }),
+		Diff: diff.Options{SDKAppID: 1}, Metrics: diff.NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a reload asks again: the gauge must not double count
+		if gone, err := d.Dismissed(context.Background(), "g"); err != nil || gone {
+			t.Fatalf("Dismissed = %v, %v", gone, err)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "rollcall_members_tracked" {
+			if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 2 {
+				t.Fatalf("rollcall_members_tracked = %v, want 2", v)
+			}
+			return
+		}
+	}
+	t.Fatal("rollcall_members_tracked not exported")
 }

@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		tracked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rollcall_members_tracked",
-			Help: "Members in committed state, summed over the groups handled since start, including members out of view.",
+			Help: "Members in stored state (including members out of view), summed over the configured groups.",
 		}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rollcall_state_commits_total",
@@ -93,6 +93,13 @@ func (m *Metrics) committed(trackedDelta int) {
 	}
 	m.commits.Inc()
 	m.tracked.Add(float64(trackedDelta))
+}
+
+func (m *Metrics) track(delta int) {
+	if m == nil {
+		return
+	}
+	m.tracked.Add(float64(delta))
 }
 
 func (m *Metrics) commitFailed() {
