@@ -190,6 +190,16 @@ func TestCommandSnapshot(t *testing.T) {
 	if !strings.Contains(r.stderr, "no-such-group") {
 		t.Errorf("unknown group: stderr does not name it:\n%s", r.stderr)
 	}
+	if strings.Contains(r.stderr, "list members of no-such-group: list members of") {
+		t.Errorf("unknown group: the error repeats itself:\n%s", r.stderr)
+	}
+	const wrong = "wrong-key-for-snapshot-0123456789"
+	r = runCLI(t, wrong, nil, "snapshot", "--config", e.config, "--group", "@TGS#big")
+	if r.code != exitFatal || !strings.Contains(r.stderr, "secret key") {
+		t.Errorf("wrong key: exit %d, want %d naming the secret key\n%s", r.code, exitFatal, r.stderr)
+	}
+	inpNoSecret(t, r, wrong)
+	inpNoUserSig(t, r.stdout+r.stderr)
 	r = runCLI(t, api.Key(), nil, "snapshot", "--config", e.config, "--group", "@TGS#big", "--format", "yaml")
 	if r.code != exitUsage {
 		t.Errorf("--format yaml: exit %d, want %d", r.code, exitUsage)
