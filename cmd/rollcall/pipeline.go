@@ -124,7 +124,7 @@ func newClient(cfg *Config, m *tencent.Metrics, hc *http.Client, logger *zap.Log
 		RequestTimeout: cfg.Tencent.RequestTimeout,
 		Mark:           cfg.Groups.Mark,
 		HTTPClient:     hc,
-		Logger:         logger.Named("tencent"),
+		Logger:         logger, // the client names itself "tencent"
 		Metrics:        m,
 	})
 	if err != nil {
@@ -137,7 +137,7 @@ func openStore(cfg *Config, logger *zap.Logger) (diff.Store, error) {
 	if cfg.State.Driver == "memory" {
 		return diff.NewMemoryStore(), nil
 	}
-	st, err := filestore.Open(cfg.State.Path, logger.Named("state"))
+	st, err := filestore.Open(cfg.State.Path, logger)
 	if err != nil {
 		return nil, fmt.Errorf("state.path: %w", err)
 	}
@@ -275,7 +275,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		}
 		retries[sc.DisplayName()] = r
 	}
-	p.fanout = sink.NewFanout(p.sinks, sink.FanoutOptions{SinkRetry: retries, Logger: logger.Named("sink"), Metrics: p.metrics.sink})
+	p.fanout = sink.NewFanout(p.sinks, sink.FanoutOptions{SinkRetry: retries, Logger: logger, Metrics: p.metrics.sink})
 	p.detector, err = diff.NewDetector(diff.DetectorOptions{
 		Store:     p.store,
 		Publisher: p.fanout,
@@ -304,7 +304,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		RateLimit:    cfg.Tencent.RateLimit,
 		MemberCap:    cfg.Poll.MemberCap,
 		DrainTimeout: cfg.ShutdownTimeout,
-		Logger:       logger.Named("poller"),
+		Logger:       logger,
 		Metrics:      p.metrics.poller,
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,7 +66,13 @@ type daemon struct {
 	// quietInterval skips the short-interval warning (the demo polls fast
 	// on purpose).
 	quietInterval bool
+	// stopAt is when the first stop signal came (a time.Time).
+	stopAt atomic.Value
 }
+
+// minCloseTime is the least time sinks get to flush and close after the
+// drain, even when draining used up shutdown_timeout.
+const minCloseTime = 2 * time.Second
 
 func (d *daemon) run(parent context.Context) error {
 	if d.exit == nil {
@@ -128,8 +135,17 @@ func (d *daemon) run(parent context.Context) error {
 	}
 
 	// Polls and publishes have finished (or been cut off after
-	// shutdown_timeout); flush and close sinks, then the store.
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	// shutdown_timeout); flush and close sinks, then the store, within what
+	// is left of shutdown_timeout since the signal (but at least a moment,
+	// so an acknowledged batch's flush is not cut off at once).
+	closeBy := time.Now().Add(cfg.ShutdownTimeout)
+	if at, ok := d.stopAt.Load().(time.Time); ok {
+		closeBy = at.Add(cfg.ShutdownTimeout)
+	}
+	if floor := time.Now().Add(minCloseTime); closeBy.Before(floor) {
+		closeBy = floor
+	}
+	closeCtx, cancelClose := context.WithDeadline(context.Background(), closeBy)
 	defer cancelClose()
 	closeErr := p.close(closeCtx)
 	stopHTTP()
@@ -176,6 +192,7 @@ func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, s
 			return
 		}
 		stopping = true
+		d.stopAt.Store(time.Now())
 		d.logger.Info("signal received: finishing in-flight polls and publishes",
 			zap.Stringer("signal", sig), zap.Duration("shutdown_timeout", d.cfg.ShutdownTimeout))
 		cancel()

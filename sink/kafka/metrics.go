@@ -33,7 +33,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"topic"}),
 	}
-	reg.MustRegister(m.messages, m.bytes, m.writes)
+	if reg != nil {
+		reg.MustRegister(m.messages, m.bytes, m.writes)
+	}
 	return m
 }
 
