@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -125,16 +126,16 @@ func (f *File) Publish(ctx context.Context, events []schema.Event) error {
 func (f *File) write(buf []byte) error {
 	if f.gz != nil {
 		if _, err := f.gz.Write(buf); err != nil {
-			return fmt.Errorf("write %s: %w", f.path, err)
+			return pathError("write", f.path, err)
 		}
 		if err := f.gz.Flush(); err != nil {
-			return fmt.Errorf("write %s: %w", f.path, err)
+			return pathError("write", f.path, err)
 		}
 	} else if _, err := f.fh.Write(buf); err != nil {
-		return fmt.Errorf("write %s: %w", f.path, err)
+		return pathError("write", f.path, err)
 	}
 	if err := f.fh.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.path, err)
+		return pathError("sync", f.path, err)
 	}
 	return nil
 }
@@ -159,7 +160,7 @@ func (f *File) open(hour time.Time) error {
 	}
 	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return pathError("open", path, err)
 	}
 	if !existed {
 		// Make the new directory entry durable along with the data.
@@ -182,14 +183,14 @@ func (f *File) finish() error {
 	var errs []error
 	if gz != nil {
 		if err := gz.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("finish %s: %w", path, err))
+			errs = append(errs, pathError("finish", path, err))
 		}
 	}
 	if err := fh.Sync(); err != nil {
-		errs = append(errs, fmt.Errorf("sync %s: %w", path, err))
+		errs = append(errs, pathError("sync", path, err))
 	}
 	if err := fh.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close %s: %w", path, err))
+		errs = append(errs, pathError("close", path, err))
 	}
 	return errors.Join(errs...)
 }
@@ -228,26 +229,26 @@ func (f *File) repair(path string) error {
 func (f *File) repairPlain(path string) error {
 	fh, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return pathError("open", path, err)
 	}
 	defer fh.Close()
 	st, err := fh.Stat()
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", path, err)
+		return pathError("stat", path, err)
 	}
 	size := st.Size()
 	keep, err := lastNewlineEnd(fh, size)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return pathError("read", path, err)
 	}
 	if keep == size {
 		return nil
 	}
 	if err := fh.Truncate(keep); err != nil {
-		return fmt.Errorf("truncate %s: %w", path, err)
+		return pathError("truncate", path, err)
 	}
 	if err := fh.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
+		return pathError("sync", path, err)
 	}
 	f.log.Warn("dropped a partial line left by an interrupted write",
 		zap.String("file", path), zap.Int64("bytes", size-keep))
@@ -360,4 +361,14 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// pathError names the file in err, unless err already does (the os
+// package's *fs.PathError says "open /dir/file: ..." by itself).
+func pathError(op, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }

@@ -44,7 +44,7 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	taken := time.Now().UTC()
 	members, err := client.ListMembers(ctx, *group)
 	if err != nil {
-		return apiExit(err) // the client names the group already
+		return apiExit(fmt.Errorf("list members of %s: %w", *group, err))
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)

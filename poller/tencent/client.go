@@ -295,7 +295,8 @@ func (r *membersResponse) validate() error {
 // every page; a page is retried while ctx allows, and a page that still
 // fails fails the whole listing: a partial list is never returned.
 //
-// Errors carry a Kind (KindOf); KindGroupGone means the group does not
+// Errors carry a Kind (KindOf) and leave naming the group to the caller;
+// KindGroupGone means the group does not
 // exist. Tencent returns at most the 1,000 most recent online members, and
 // only 30 when the app's plan or console switch lacks the feature, without
 // any error.
@@ -308,7 +309,7 @@ func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Memb
 	var members []schema.Member
 	for page := 1; ; page++ {
 		if page > c.maxPages {
-			return nil, fmt.Errorf("list members of %s: %w: more than %d pages", groupID, ErrPagingLoop, c.maxPages)
+			return nil, fmt.Errorf("get_members: %w: more than %d pages", ErrPagingLoop, c.maxPages)
 		}
 		var resp *membersResponse
 		err := c.call(ctx, cmdGetMembers, svcAVChatRoom, groupID, req, func() response {
@@ -316,14 +317,14 @@ func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Memb
 			return resp
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list members of %s: page %d: %w", groupID, page, err)
+			return nil, fmt.Errorf("get_members page %d: %w", page, err)
 		}
 		members = append(members, resp.members...)
 		if resp.next == 0 {
 			break
 		}
 		if seen[resp.next] {
-			return nil, fmt.Errorf("list members of %s: %w: cursor %s repeated on page %d", groupID, ErrPagingLoop, resp.NextTimestamp, page)
+			return nil, fmt.Errorf("get_members: %w: cursor %s repeated on page %d", ErrPagingLoop, resp.NextTimestamp, page)
 		}
 		seen[resp.next] = true
 		req.Timestamp = resp.NextTimestamp
