@@ -93,7 +93,7 @@ func init() {
 		"tencent.usersig", "tencent.usersig_file", "tencent.usersig_expire", "tencent.region", "tencent.endpoint",
 		"tencent.rate_limit", "tencent.request_timeout",
 		"groups", "groups.ids", "groups.mark",
-		"poll", "poll.interval", "poll.member_cap", "poll.baseline", "poll.concurrency",
+		"poll", "poll.interval", "poll.member_cap", "poll.baseline", "poll.concurrency", "poll.confirm_departures",
 		"state", "state.driver", "state.path",
 		"sinks",
 		"http", "http.listen",

@@ -32,10 +32,20 @@ type DetectorOptions struct {
 	Store     Store
 	Publisher Publisher
 	Diff      Options
+	// Confirmer, when set, is asked whether members missing from a
+	// truncated snapshot below its boundary have left (poll.confirm_departures);
+	// without it they stay out of view until a complete snapshot shows them gone.
+	Confirmer Confirmer
 	// Logger may be nil.
 	Logger *zap.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
+}
+
+// Confirmer tells which of accounts are members of the group now, without
+// the list cap of get_members (check_members).
+type Confirmer interface {
+	CheckMembers(ctx context.Context, groupID string, accounts []string) (present []string, err error)
 }
 
 // featureCap is the list size an app without the online-member-list
@@ -48,6 +58,7 @@ const featureCap = 30
 type Detector struct {
 	store   Store
 	pub     Publisher
+	confirm Confirmer
 	log     *zap.Logger
 	metrics *Metrics
 
@@ -80,8 +91,35 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Detector{store: o.Store, pub: o.Publisher, opts: o.Diff, log: log.Named("detector"),
+	return &Detector{store: o.Store, pub: o.Publisher, confirm: o.Confirmer, opts: o.Diff, log: log.Named("detector"),
 		metrics: o.Metrics, groups: make(map[string]*group)}, nil
+}
+
+// departed asks the Confirmer which out-of-view candidates have left. Any
+// failure leaves them out of view, as without a Confirmer: a confirmation
+// is an improvement, never a reason to fail a poll.
+func (d *Detector) departed(ctx context.Context, prev *State, snap schema.Snapshot, o Options) map[string]bool {
+	if d.confirm == nil {
+		return nil
+	}
+	cands := Candidates(prev, snap, o)
+	if len(cands) == 0 {
+		return nil
+	}
+	present, err := d.confirm.CheckMembers(ctx, snap.GroupID, cands)
+	if err != nil {
+		d.log.Warn("could not confirm departures below the list cap; keeping those members out of view",
+			zap.String("group_id", snap.GroupID), zap.Int("members", len(cands)), zap.Error(err))
+		return nil
+	}
+	gone := make(map[string]bool, len(cands))
+	for _, a := range cands {
+		gone[a] = true
+	}
+	for _, a := range present {
+		delete(gone, a)
+	}
+	return gone
 }
 
 func checkOptions(o Options) (Options, error) {
@@ -157,7 +195,7 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 			zap.String("group_id", snap.GroupID))
 	}
 
-	events, next := Diff(prev, snap, opts)
+	events, next := DiffConfirmed(prev, snap, opts, d.departed(ctx, prev, snap, opts))
 	if len(events) > 0 {
 		if err = d.pub.Publish(ctx, events); err != nil {
 			d.metrics.commitFailed()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -296,4 +297,65 @@ func TestDismissedPrimesMembersTracked(t *testing.T) {
 		}
 	}
 	t.Fatal("rollcall_members_tracked not exported")
+}
+
+type confirmerFunc func(ctx context.Context, groupID string, accounts []string) ([]string, error)
+
+func (f confirmerFunc) CheckMembers(ctx context.Context, groupID string, accounts []string) ([]string, error) {
+	return f(ctx, groupID, accounts)
+}
+
+func TestDetectorConfirmsDepartures(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answer   []string
+		err      error
+		wantLeft []string
+	}{
+		{"b left, a still online", []string{"a"}, nil, []string{"b"}},
+		{"check_members failing keeps both out of view", nil, errors.New("10003"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := diff.NewMemoryStore()
+			var published []schema.Event
+			var asked []string
+			d, err := diff.NewDetector(diff.DetectorOptions{
+				Store: store,
+				Publisher: diff.PublisherFunc(func(_ context.Context, evs []schema.Event) error {
+					published = append(published, evs...)
+					return nil
+				}),
+				Diff: diff.Options{SDKAppID: 1, MemberCap: 2, Baseline: diff.BaselineSilent},
+				Confirmer: confirmerFunc(func(_ context.Context, _ string, accounts []string) ([]string, error) {
+					asked = append(asked, accounts...)
+					return tc.answer, tc.err
+				}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Unix(1_800_000_000, 0)
+			m := func(a string, jt int64) schema.Member { return schema.Member{Account: a, JoinTime: jt} }
+			ctx := context.Background()
+			if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0, Members: []schema.Member{m("a", 1), m("b", 2)}}); err != nil {
+				t.Fatal(err)
+			}
+			// Two newcomers push a and b below the window of the capped list.
+			if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(10 * time.Second), Members: []schema.Member{m("c", 3), m("d", 4)}}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(asked, []string{"a", "b"}) {
+				t.Fatalf("asked check_members about %v, want [a b]", asked)
+			}
+			var left []string
+			for _, e := range published {
+				if e.Type == schema.TypeMemberLeft {
+					left = append(left, e.Subject)
+				}
+			}
+			if !slices.Equal(left, tc.wantLeft) {
+				t.Fatalf("left events for %v, want %v", left, tc.wantLeft)
+			}
+		})
+	}
 }

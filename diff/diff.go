@@ -98,6 +98,15 @@ func (s *State) Clone() *State {
 // by account, then the group.dismissed event. See the package tests for
 // the rules on truncated snapshots, rejoins, dismissal and baselines.
 func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, next *State) {
+	return DiffConfirmed(prev, snap, o, nil)
+}
+
+// DiffConfirmed is Diff with departures confirmed out of band: a tracked
+// member missing from a truncated snapshot whose account is in departed
+// has left (reason left), instead of being kept out of view. The detector
+// fills departed from check_members (see Candidates), which is not bound
+// by the list cap.
+func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State) {
 	memberCap := o.MemberCap
 	if memberCap <= 0 {
 		memberCap = DefaultMemberCap
@@ -169,7 +178,7 @@ func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, 
 			// Tracked but not listed.
 			t := old[i]
 			i++
-			if truncated && t.JoinTime <= boundary {
+			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
 				// Possibly just below the window: keep it, LastSeen as is.
 				t.OutOfView = true
 				next.Members = append(next.Members, t)
@@ -204,6 +213,34 @@ func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, 
 		events = append(left, joined...)
 	}
 	return events, next
+}
+
+// Candidates lists the accounts Diff would keep out of view: tracked
+// members missing from a truncated snapshot with a JoinTime at or below its
+// boundary. They may have left, or only slid below the listed window;
+// check_members tells which (DiffConfirmed).
+func Candidates(prev *State, snap schema.Snapshot, o Options) []string {
+	memberCap := o.MemberCap
+	if memberCap <= 0 {
+		memberCap = DefaultMemberCap
+	}
+	if prev == nil || prev.Dismissed || snap.Dismissed || len(snap.Members) == 0 ||
+		(len(snap.Members) < memberCap && !snap.Capped) {
+		return nil
+	}
+	listed := make(map[string]bool, len(snap.Members))
+	boundary := snap.Members[0].JoinTime
+	for _, m := range snap.Members {
+		listed[m.Account] = true
+		boundary = min(boundary, m.JoinTime)
+	}
+	var out []string
+	for _, t := range prev.Members {
+		if !listed[t.Account] && t.JoinTime <= boundary {
+			out = append(out, t.Account)
+		}
+	}
+	return out
 }
 
 // sortedMembers returns ms itself when it is sorted by Account without

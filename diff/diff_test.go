@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -465,5 +466,36 @@ func TestCappedSnapshotIsTruncated(t *testing.T) {
 	s.Capped = false
 	if events, _ := Diff(prev, s, Options{MemberCap: 1000}); len(events) != 1 || events[0].Type != schema.TypeMemberLeft {
 		t.Fatalf("uncapped: %v, want one left event", events)
+	}
+}
+
+// With confirmed departures a member missing below the boundary of a
+// truncated snapshot has left; unconfirmed ones stay out of view.
+func TestDiffConfirmedDepartures(t *testing.T) {
+	prev := truncState(t0, j0, tr("old-gone", j0, t0, false), tr("old-here", j0+1, t0, false),
+		tr("b", j0+10, t0, false), tr("c", j0+20, t0, false))
+	s := snapAt(t1, mem("b", j0+10), mem("c", j0+20))
+	o := Options{MemberCap: 2}
+	if got := Candidates(prev, s, o); !slices.Equal(got, []string{"old-gone", "old-here"}) {
+		t.Fatalf("Candidates = %v", got)
+	}
+	events, next := DiffConfirmed(prev, s, o, map[string]bool{"old-gone": true})
+	if len(events) != 1 || events[0].Type != schema.TypeMemberLeft || events[0].Subject != "old-gone" ||
+		events[0].Data.Reason != schema.ReasonLeft || *events[0].Data.OnlineSeconds != t0.Unix()-j0 {
+		t.Fatalf("events = %+v, want old-gone left", events)
+	}
+	var accounts []string
+	for _, m := range next.Members {
+		accounts = append(accounts, m.Account)
+		if m.Account == "old-here" && !m.OutOfView {
+			t.Error("old-here should stay out of view")
+		}
+	}
+	if !slices.Equal(accounts, []string{"b", "c", "old-here"}) {
+		t.Fatalf("next members = %v", accounts)
+	}
+	// A complete snapshot has no candidates: set difference decides.
+	if got := Candidates(prev, snapAt(t1, mem("b", j0+10)), Options{MemberCap: 10}); got != nil {
+		t.Fatalf("Candidates of a complete snapshot = %v", got)
 	}
 }

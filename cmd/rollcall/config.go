@@ -79,6 +79,9 @@ type PollConfig struct {
 	MemberCap   int           `yaml:"member_cap"`
 	Baseline    string        `yaml:"baseline"`
 	Concurrency int           `yaml:"concurrency"`
+	// ConfirmDepartures asks check_members whether members who dropped
+	// below a capped list's window have left.
+	ConfirmDepartures bool `yaml:"confirm_departures"`
 }
 
 // StateConfig is the `state` section.

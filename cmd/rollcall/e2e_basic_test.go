@@ -69,3 +69,31 @@ func TestRunOnceRecognisesTheSilent30Cap(t *testing.T) {
 		t.Fatalf("events = %v, want %v (u05 only slid out of view)", got, want)
 	}
 }
+
+// TestRunOnceConfirmsDeparturesBelowTheCap: with poll.confirm_departures, a
+// member who left from below a capped list's window is reported at once
+// (check_members), while one who only slid out of view is not.
+func TestRunOnceConfirmsDeparturesBelowTheCap(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{MemberCap: 5})
+	var ms []schema.Member
+	for i := range 5 {
+		ms = append(ms, member(fmt.Sprintf("u%d", i), 1795600000+int64(i)))
+	}
+	api.AddGroup("capped", ms...)
+	e := newEnv(t, api, []string{"capped"}, "  member_cap: 5\n  confirm_departures: true\n")
+	e.mustOnce()
+
+	// Two newcomers push u0 and u1 below the window; u0 also leaves.
+	api.Join("capped", member("n1", 1795600100))
+	api.Join("capped", member("n2", 1795600101))
+	api.Leave("capped", "u0")
+	e.mustOnce()
+	got := summary(e.events()[5:])
+	want := []string{"member.left/left/u0", "member.joined/joined/n1", "member.joined/joined/n2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v (u1 only slid out of view)", got, want)
+	}
+	if api.Calls("check_members") == 0 {
+		t.Fatal("check_members never called")
+	}
+}

@@ -276,9 +276,14 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		retries[sc.DisplayName()] = r
 	}
 	p.fanout = sink.NewFanout(p.sinks, sink.FanoutOptions{SinkRetry: retries, Logger: logger, Metrics: p.metrics.sink})
+	var confirmer diff.Confirmer // a nil interface, not a nil *Client
+	if cfg.Poll.ConfirmDepartures {
+		confirmer = p.client
+	}
 	p.detector, err = diff.NewDetector(diff.DetectorOptions{
 		Store:     p.store,
 		Publisher: p.fanout,
+		Confirmer: confirmer,
 		Diff: diff.Options{
 			SDKAppID:  cfg.Tencent.SDKAppID,
 			MemberCap: cfg.Poll.MemberCap,

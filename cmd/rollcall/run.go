@@ -228,9 +228,10 @@ func (d *daemon) reload(p *pipeline) {
 		applied.MemberCap, applied.Baseline = cfg.Poll.MemberCap, cfg.Poll.Baseline
 		p.sched.SetMemberCap(cfg.Poll.MemberCap)
 	}
-	if cfg.Poll.Concurrency != old.Poll.Concurrency {
-		d.logger.Warn("reload: poll.concurrency takes effect after a restart",
-			zap.Int("running", old.Poll.Concurrency), zap.Int("configured", cfg.Poll.Concurrency))
+	if cfg.Poll.Concurrency != old.Poll.Concurrency || cfg.Poll.ConfirmDepartures != old.Poll.ConfirmDepartures {
+		d.logger.Warn("reload: poll.concurrency and poll.confirm_departures take effect after a restart",
+			zap.Int("running_concurrency", old.Poll.Concurrency), zap.Int("configured_concurrency", cfg.Poll.Concurrency),
+			zap.Bool("running_confirm_departures", old.Poll.ConfirmDepartures), zap.Bool("configured_confirm_departures", cfg.Poll.ConfirmDepartures))
 	}
 	for _, section := range changedSections(old, cfg) {
 		d.logger.Warn("reload: this section changed but takes effect only after a restart", zap.String("section", section))

@@ -365,6 +365,50 @@ func (c *Client) OnlineMemberNum(ctx context.Context, groupID string) (int, erro
 	return *resp.OnlineMemberNum, nil
 }
 
+// CheckMembersBatch is how many accounts one check_members call asks
+// about. Tencent documents no limit; this keeps each request small.
+const CheckMembersBatch = 100
+
+type checkMembersResponse struct {
+	status
+	MemberAccount *[]string `json:"Member_Account"`
+}
+
+func (r *checkMembersResponse) validate() error {
+	if r.MemberAccount == nil {
+		return errors.New("no Member_Account")
+	}
+	return nil
+}
+
+// CheckMembers returns which of accounts are members of the group now
+// (check_members). Unlike get_members it is not limited to the latest
+// 1,000 members, so it tells whether a member who slid out of a capped list
+// has left. Accounts are asked about in batches of CheckMembersBatch; any
+// failing batch fails the call.
+func (c *Client) CheckMembers(ctx context.Context, groupID string, accounts []string) ([]string, error) {
+	if groupID == "" {
+		return nil, errors.New("check members: empty group id")
+	}
+	var present []string
+	for start := 0; start < len(accounts); start += CheckMembersBatch {
+		batch := accounts[start:min(start+CheckMembersBatch, len(accounts))]
+		var resp *checkMembersResponse
+		err := c.call(ctx, cmdCheckMembers, svcAVChatRoom, groupID, struct {
+			GroupID  string   `json:"GroupId"`
+			Accounts []string `json:"Member_Account"`
+		}{groupID, batch}, func() response {
+			resp = &checkMembersResponse{}
+			return resp
+		})
+		if err != nil {
+			return nil, fmt.Errorf("check members of %s: %w", groupID, err)
+		}
+		present = append(present, *resp.MemberAccount...)
+	}
+	return present, nil
+}
+
 // status is the envelope every response carries.
 type status struct {
 	ActionStatus string `json:"ActionStatus"`

@@ -157,3 +157,32 @@ func ExampleClient_ListMembers() {
 	fmt.Println(ms[0].Account, ms[0].JoinTime)
 	// Output: alice 1700000000
 }
+
+// check_members is not capped: it finds members below get_members' latest
+// 1,000, in batches of CheckMembersBatch.
+func TestAgainstFakeAPICheckMembers(t *testing.T) {
+	s := tencenttest.NewServer(tencenttest.Options{})
+	defer s.Close()
+	s.AddGroup("@TGS#big", members(1200)...)
+	c := newAgainst(t, s, nil)
+	var ask []string
+	for i := range 250 { // user-0000..0249: the oldest, not in the listed 1,000
+		ask = append(ask, fmt.Sprintf("user-%04d", i))
+	}
+	ask = append(ask, "never-joined")
+	before := s.Calls("check_members")
+	present, err := c.CheckMembers(context.Background(), "@TGS#big", ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(present) != 250 || present[0] != "user-0000" {
+		t.Fatalf("present = %d accounts (first %q), want the 250 members", len(present), present[0])
+	}
+	if n := s.Calls("check_members") - before; n != 3 {
+		t.Errorf("check_members calls = %d, want 3 batches for 251 accounts", n)
+	}
+	s.Dismiss("@TGS#big")
+	if _, err := c.CheckMembers(context.Background(), "@TGS#big", ask[:1]); tencent.KindOf(err) != tencent.KindGroupGone {
+		t.Fatalf("dismissed group: err %v (kind %v), want group gone", err, tencent.KindOf(err))
+	}
+}

@@ -12,6 +12,7 @@ import (
 const (
 	cmdGetMembers      = "get_members"
 	cmdOnlineMemberNum = "get_online_member_num"
+	cmdCheckMembers    = "check_members"
 )
 
 // Metrics are the client's Prometheus metrics. A nil *Metrics records
@@ -54,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "UserSigs minted, by reason (initial, expiry, invalidated).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []string{cmdGetMembers, cmdOnlineMemberNum} {
+	for _, c := range []string{cmdGetMembers, cmdOnlineMemberNum, cmdCheckMembers} {
 		m.Calls.WithLabelValues(c, "0")
 		m.Duration.WithLabelValues(c)
 	}
