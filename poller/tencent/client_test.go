@@ -586,9 +586,9 @@ func TestOnlineMemberNum(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg)
-	// Series exist before any call.
-	if n := testutil.CollectAndCount(m.Calls); n != 2 {
-		t.Fatalf("%d initial call series, want 2", n)
+	// Series exist before any call: one per command, code "0".
+	if n := testutil.CollectAndCount(m.Calls); n != 3 {
+		t.Fatalf("%d initial call series, want 3 (get_members, get_online_member_num, check_members)", n)
 	}
 	if n := testutil.CollectAndCount(m.UserSigRefreshes); n != 3 {
 		t.Fatalf("%d initial refresh series, want 3", n)
