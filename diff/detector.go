@@ -169,10 +169,14 @@ func (d *Detector) group(id string) *group {
 }
 
 // HandleSnapshot loads the group's state, diffs, publishes the events (if
-// any), and saves the new state only after Publish returned nil. If
-// loading, publishing or saving fails, the stored state is unchanged and
-// the error is returned: the caller retries the group later and the same
-// events, with the same ids, are published again.
+// any), and commits the new state only after Publish returned nil.
+//
+// The batch is first written to the state's outbox (State.Pending), so a
+// batch that was published in part — a crash, a failed commit, shutdown
+// during a retry — is published again, whole and with the same ids, by the
+// next HandleSnapshot of the group before it diffs anything newer. If
+// loading, publishing or saving fails, the acknowledged state is unchanged
+// and the error is returned: the caller retries the group later.
 func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) error {
 	if snap.GroupID == "" {
 		return errors.New("handle snapshot: no group id")
@@ -189,6 +193,11 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	opts := d.options()
 	truncated := !snap.Dismissed && (len(snap.Members) >= opts.MemberCap || snap.Capped)
 	d.metrics.observeSnapshot(snap, truncated)
+	if prev != nil && prev.Pending != nil {
+		if prev, err = d.flush(ctx, g, prev, true); err != nil {
+			return err
+		}
+	}
 	if !snap.Dismissed && !snap.Capped && len(snap.Members) == featureCap && opts.MemberCap > featureCap && !g.warned30 {
 		g.warned30 = true
 		d.log.Warn("snapshot lists exactly 30 members: the app may lack the online-member-list feature (plan and console switch) and the list may be capped at 30; if so set poll.member_cap: 30",
@@ -196,23 +205,58 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	}
 
 	events, next := DiffConfirmed(prev, snap, opts, d.departed(ctx, prev, snap, opts))
-	if len(events) > 0 {
-		if err = d.pub.Publish(ctx, events); err != nil {
-			d.metrics.commitFailed()
-			return fmt.Errorf("publish %d events of %s: %w", len(events), snap.GroupID, err)
-		}
-		d.metrics.published(events)
+	if len(events) == 0 {
+		return d.commit(ctx, g, next)
 	}
-	if err = d.store.Save(ctx, next); err != nil {
+	outbox := prev.Clone()
+	if outbox == nil {
+		// No acknowledged state yet (a baseline): an outbox-only state.
+		outbox = &State{Version: StateVersion, SDKAppID: next.SDKAppID, GroupID: next.GroupID}
+	}
+	outbox.Pending = &Pending{Events: events, Next: next}
+	if err = d.store.Save(ctx, outbox); err != nil {
 		d.metrics.commitFailed()
-		return fmt.Errorf("save state of %s: %w", snap.GroupID, err)
+		return fmt.Errorf("save outbox of %s: %w", snap.GroupID, err)
 	}
-	d.metrics.committed(len(next.Members) - g.tracked)
-	g.tracked = len(next.Members)
+	if _, err = d.flush(ctx, g, outbox, false); err != nil {
+		return err
+	}
 	if snap.Dismissed && (prev == nil || !prev.Dismissed) {
 		d.log.Warn("group dismissed; remove it from groups.ids", zap.String("group_id", snap.GroupID),
 			zap.Int("members_left", len(events)-1))
 	}
+	return nil
+}
+
+// flush publishes s's pending batch and commits the state that goes with
+// it, which it returns. replay marks a batch left by an earlier poll.
+func (d *Detector) flush(ctx context.Context, g *group, s *State, replay bool) (*State, error) {
+	p := s.Pending
+	if replay {
+		d.log.Info("publishing again a batch an earlier poll left unacknowledged", zap.String("group_id", s.GroupID),
+			zap.Int("events", len(p.Events)), zap.Time("observed_at", p.Next.ObservedAt))
+	}
+	if err := d.pub.Publish(ctx, p.Events); err != nil {
+		d.metrics.commitFailed()
+		return nil, fmt.Errorf("publish %d events of %s: %w", len(p.Events), s.GroupID, err)
+	}
+	d.metrics.published(p.Events)
+	if err := d.commit(ctx, g, p.Next); err != nil {
+		return nil, err
+	}
+	return p.Next, nil
+}
+
+// commit saves next as the acknowledged state.
+func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
+	next = next.Clone()
+	next.Pending = nil
+	if err := d.store.Save(ctx, next); err != nil {
+		d.metrics.commitFailed()
+		return fmt.Errorf("save state of %s: %w", next.GroupID, err)
+	}
+	d.metrics.committed(len(next.Members) - g.tracked)
+	g.tracked = len(next.Members)
 	return nil
 }
 

@@ -66,6 +66,20 @@ type State struct {
 	DismissedAt time.Time `json:"dismissed_at,omitzero"`
 	// Members is sorted by Account.
 	Members []Tracked `json:"members"`
+	// Pending is the outbox: a batch handed to the sinks but not yet
+	// acknowledged by all of them. Members above stays the acknowledged
+	// state until the batch is.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// Pending is a batch of events and the state that commits with them. It is
+// written before the events are published, so that after a crash or a
+// failed commit exactly these events, with the same ids, are published
+// again before anything newer: a consumer that saw part of the batch is
+// never left with a join whose leave is never sent.
+type Pending struct {
+	Events []schema.Event `json:"events"`
+	Next   *State         `json:"next"`
 }
 
 // Tracked is a member in State.
@@ -85,6 +99,9 @@ func (s *State) Clone() *State {
 	}
 	c := *s
 	c.Members = append([]Tracked(nil), s.Members...)
+	if s.Pending != nil {
+		c.Pending = &Pending{Events: append([]schema.Event(nil), s.Pending.Events...), Next: s.Pending.Next.Clone()}
+	}
 	return &c
 }
 
@@ -121,7 +138,9 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 	at := snap.TakenAt.UTC()
 
 	if prev != nil && prev.Dismissed {
-		return nil, prev.Clone()
+		next = prev.Clone()
+		next.Pending = nil
+		return nil, next
 	}
 
 	var prevAt *time.Time

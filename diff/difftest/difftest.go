@@ -17,6 +17,10 @@ import (
 // Publisher is a diff.Publisher that records every batch it accepts. Set
 // a failure with Fail; a failed batch is recorded in Attempts only.
 type Publisher struct {
+	// Acked, when set, is called after each accepted batch: a test uses
+	// it to fail what comes after the publish (the commit).
+	Acked func()
+
 	mu       sync.Mutex
 	err      error
 	batches  [][]schema.Event
@@ -31,13 +35,18 @@ func (p *Publisher) Publish(ctx context.Context, events []schema.Event) error {
 		return err
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	b := append([]schema.Event(nil), events...)
 	p.attempts = append(p.attempts, b)
-	if p.err != nil {
-		return p.err
+	if err := p.err; err != nil {
+		p.mu.Unlock()
+		return err
 	}
 	p.batches = append(p.batches, b)
+	acked := p.Acked
+	p.mu.Unlock()
+	if acked != nil {
+		acked()
+	}
 	return nil
 }
 
@@ -129,6 +138,15 @@ func snap(n int, accounts ...string) schema.Snapshot {
 	return schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(n), Members: schema.NormalizeMembers(ms)}
 }
 
+// acked is s without its outbox: the state every sink acknowledged.
+func acked(s *diff.State) *diff.State {
+	c := s.Clone()
+	if c != nil {
+		c.Pending = nil
+	}
+	return c
+}
+
 func ids(events []schema.Event) []string {
 	out := make([]string, len(events))
 	for i, e := range events {
@@ -197,8 +215,12 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if err := d.HandleSnapshot(ctx, change); !errors.Is(err, boom) {
 			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, boom)
 		}
-		if got := load(t, st); !reflect.DeepEqual(got, committed) {
+		got := load(t, st)
+		if !reflect.DeepEqual(acked(got), committed) {
 			t.Fatalf("state moved after a failed publish: %+v", got)
+		}
+		if got.Pending == nil || !reflect.DeepEqual(ids(got.Pending.Events), ids(pub.Attempts()[1])) {
+			t.Fatalf("outbox %+v does not hold the failed batch", got.Pending)
 		}
 		pub.Fail(nil)
 		retry := change
@@ -226,11 +248,12 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		}
 		committed := load(t, st)
 		diskFull := errors.New("disk full")
-		st.FailSave(diskFull)
+		pub.Acked = func() { st.FailSave(diskFull) } // the publish succeeds, the commit fails
 		if err := d.HandleSnapshot(ctx, snap(1)); !errors.Is(err, diskFull) {
 			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, diskFull)
 		}
-		if got := load(t, st); !reflect.DeepEqual(got, committed) {
+		pub.Acked = nil
+		if got := load(t, st); !reflect.DeepEqual(acked(got), committed) {
 			t.Fatalf("state moved after a failed save: %+v", got)
 		}
 		st.FailSave(nil)
@@ -243,6 +266,79 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		}
 		if got := load(t, st); len(got.Members) != 0 || !got.ObservedAt.Equal(at(2)) {
 			t.Fatalf("state after retry %+v", got)
+		}
+	})
+
+	t.Run("a batch published in part goes out again whole before the group's next changes", func(t *testing.T) {
+		st, reopen := open(t)
+		inner := &FailingStore{Store: st}
+		pub := &Publisher{}
+		d := newDetector(t, inner, pub)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		// The sinks take alice's leave and carol's join, then the process
+		// dies before the commit (the commit fails, and the store is
+		// reopened as a restarted process would).
+		crash := errors.New("killed")
+		pub.Acked = func() { inner.FailSave(crash) }
+		if err := d.HandleSnapshot(ctx, snap(1, "bob", "carol")); !errors.Is(err, crash) {
+			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, crash)
+		}
+		pub.Acked = nil
+		partial := pub.Batches()[1]
+		st = reopen()
+		d = newDetector(t, st, pub)
+		// By the next poll carol has gone again. Re-diffing the acknowledged
+		// state (alice, bob) against this snapshot would send only alice's
+		// leave, and consumers would keep carol online for ever.
+		if err := d.HandleSnapshot(ctx, snap(2, "bob")); err != nil {
+			t.Fatal(err)
+		}
+		b := pub.Batches()
+		if len(b) != 4 || !reflect.DeepEqual(ids(b[2]), ids(partial)) {
+			t.Fatalf("batches %v: want the interrupted batch %v again, whole", b, ids(partial))
+		}
+		for i := range partial {
+			was, _ := partial[i].MarshalJSON()
+			again, _ := b[2][i].MarshalJSON()
+			if string(was) != string(again) {
+				t.Fatalf("event %d re-published as %s, was %s", i, again, was)
+			}
+		}
+		if len(b[3]) != 1 || b[3][0].Type != schema.TypeMemberLeft || b[3][0].Subject != "carol" {
+			t.Fatalf("last batch %v, want carol's leave", b[3])
+		}
+		if got := load(t, st); got.Pending != nil || len(got.Members) != 1 || got.Members[0].Account != "bob" {
+			t.Fatalf("state %+v, want bob and an empty outbox", got)
+		}
+	})
+
+	t.Run("an interrupted baseline goes out again whole", func(t *testing.T) {
+		st, reopen := open(t)
+		inner := &FailingStore{Store: st}
+		pub := &Publisher{}
+		d := newDetector(t, inner, pub)
+		crash := errors.New("killed")
+		pub.Acked = func() { inner.FailSave(crash) }
+		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); !errors.Is(err, crash) {
+			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, crash)
+		}
+		pub.Acked = nil
+		st = reopen()
+		d = newDetector(t, st, pub)
+		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || gone {
+			t.Fatalf("Dismissed over an outbox-only state = %v, %v", gone, err)
+		}
+		if err := d.HandleSnapshot(ctx, snap(1, "bob")); err != nil {
+			t.Fatal(err)
+		}
+		b := pub.Batches()
+		if len(b) != 3 || !reflect.DeepEqual(ids(b[0]), ids(b[1])) || b[1][0].Data.Reason != schema.ReasonBaseline {
+			t.Fatalf("batches %v: want the baseline twice", b)
+		}
+		if len(b[2]) != 1 || b[2][0].Subject != "alice" || b[2][0].Type != schema.TypeMemberLeft {
+			t.Fatalf("last batch %v, want alice's leave", b[2])
 		}
 	})
 
