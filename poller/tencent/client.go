@@ -202,6 +202,13 @@ func New(o Options) (*Client, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
+	if o.HTTPClient.CheckRedirect == nil {
+		// Never follow a redirect: it would carry the usersig in the query
+		// to wherever the Location points. A 3xx is an HTTP error instead.
+		hc := *o.HTTPClient
+		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		o.HTTPClient = &hc
+	}
 	if o.Backoff == nil {
 		o.Backoff = defaultBackoff
 	}
@@ -607,12 +614,7 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	return nil
 }
 
-func redactString(s, sig string) string {
-	if sig == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, sig, "REDACTED")
-}
+func redactString(s, sig string) string { return scrub(s, sig) }
 
 // codeLabel is the code an error is counted and logged under.
 func codeLabel(err error) string {

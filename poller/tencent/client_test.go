@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -657,17 +660,42 @@ func TestBadResponseRedaction(t *testing.T) {
 		"error_info_echoes_sig": fail(70003, "cannot parse usersig "+testSig),
 		"invalid_json_with_sig": `{"ActionStatus":"OK","ErrorInfo":"` + testSig + `",`,
 		"cursor_with_sig":       ok(`"` + testSig + `"`),
+		// A gateway echoing the request URL quotes the sig: * becomes %2A.
+		"error_info_echoes_escaped_sig": fail(70003, "bad request /v4/x?usersig="+url.QueryEscape(testSig)+"&random=1"),
+		"error_info_echoes_quoted_url":  fail(70003, "upstream "+url.QueryEscape("https://h/v4/x?usersig="+testSig)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFakeAPI(t, always(200, body))
 			c := newTestClient(t, f.srv.URL, nil)
 			_, err := c.ListMembers(context.Background(), "g")
-			if err == nil || strings.Contains(err.Error(), testSig) {
+			if err == nil || strings.Contains(err.Error(), testSig) || strings.Contains(err.Error(), url.QueryEscape(testSig)) ||
+				strings.Contains(err.Error(), "SECRET") {
 				t.Fatalf("err = %v", err)
 			}
 			assertNoSecretInLogs(t, c)
 		})
 	}
+}
+
+// TestRedirectNotFollowed: a 3xx would carry the usersig in the query to
+// wherever Location points; it is an HTTP error instead.
+func TestRedirectNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	f := newFakeAPI(t, always(200, ok("0")))
+	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	})
+	c := newTestClient(t, f.srv.URL, nil)
+	_, err := c.ListMembers(context.Background(), "g")
+	if err == nil || !strings.Contains(err.Error(), "307") || KindOf(err) != KindTransient {
+		t.Fatalf("err = %v (kind %v), want a transient HTTP 307 error", err, KindOf(err))
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the redirect was followed %d times: the usersig left for another host", n)
+	}
+	assertNoSecretInLogs(t, c)
 }
 
 func assertNoSecretInLogs(t *testing.T, c testClient) {
@@ -676,7 +704,7 @@ func assertNoSecretInLogs(t *testing.T, c testClient) {
 		t.Fatal("expected some logs to inspect")
 	}
 	for _, e := range c.logs.All() {
-		if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), testSig) {
+		if s := fmt.Sprint(e.Message, e.ContextMap()); strings.Contains(s, testSig) || strings.Contains(s, "SECRET") {
 			t.Fatalf("usersig in log: %s %v", e.Message, e.ContextMap())
 		}
 	}

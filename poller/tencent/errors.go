@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -176,30 +177,42 @@ func redact(err error, sig string) error {
 	if errors.As(err, &ue) {
 		// Keep the chain (timeouts, net.OpError) but not the URL.
 		re := &url.Error{Op: ue.Op, URL: redactURL(ue.URL, sig), Err: ue.Err}
-		if sig == "" || !strings.Contains(re.Error(), sig) {
+		if msg := re.Error(); scrub(msg, sig) == msg {
 			return re
 		}
 		err = re
 	}
-	if sig != "" && strings.Contains(err.Error(), sig) {
-		return errors.New(strings.ReplaceAll(err.Error(), sig, "REDACTED"))
+	if msg := err.Error(); scrub(msg, sig) != msg {
+		return errors.New(scrub(msg, sig))
 	}
 	return err
+}
+
+// sigParam matches a usersig query parameter's value, also percent-encoded
+// as a whole (a URL quoted inside another).
+var sigParam = regexp.MustCompile(`(?i)(usersig(?:=|%3D))[^&"'\s<>]*`)
+
+// scrub replaces the usersig in s, raw or URL-escaped (a server or proxy
+// may echo the request URL in either form), and any usersig= parameter.
+func scrub(s, sig string) string {
+	if sig != "" {
+		for _, form := range [...]string{sig, url.QueryEscape(sig), url.PathEscape(sig)} {
+			s = strings.ReplaceAll(s, form, "REDACTED")
+		}
+	}
+	return sigParam.ReplaceAllString(s, "${1}REDACTED")
 }
 
 func redactURL(raw, sig string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		if sig == "" {
-			return "REDACTED"
-		}
-		return strings.ReplaceAll(raw, sig, "REDACTED")
+		return scrub(raw, sig)
 	}
 	if q := u.Query(); q.Has("usersig") {
 		q.Set("usersig", "REDACTED")
 		u.RawQuery = q.Encode()
 	}
-	return u.String()
+	return scrub(u.String(), sig)
 }
 
 // isContextErr reports whether err is the caller's context ending.
