@@ -75,7 +75,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer wg.Done()
 		api.Churn(ctx, tencenttest.ChurnOptions{Groups: ids, Interval: *churn, RejoinProbability: 0.2, Seed: time.Now().UnixNano()})
 	}()
-	defer wg.Wait()
 
 	empty := ""
 	cfg := &Config{
@@ -95,7 +94,12 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	logger.Info("demo: simulated Tencent Chat API with churning members; events follow on stdout (Ctrl-C to stop)",
 		zap.Strings("groups", ids), zap.String("api", api.URL))
 	d := &daemon{cfg: cfg, stdout: stdout, logger: logger, quietInterval: true}
-	return d.run(ctx)
+	err = d.run(ctx)
+	// The daemon drains on a signal without cancelling ctx: stop the churn
+	// before waiting for it.
+	cancel()
+	wg.Wait()
+	return err
 }
 
 // cmdSimulate serves the fake API on its own, for `rollcall run` trials,

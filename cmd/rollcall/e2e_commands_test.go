@@ -468,3 +468,23 @@ func TestCommandUsage(t *testing.T) {
 		t.Errorf("help: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+// TestCommandDemoInterrupt: Ctrl-C stops the demo promptly with exit 0,
+// after the events it printed (the churn must not keep it alive).
+func TestCommandDemoInterrupt(t *testing.T) {
+	t.Parallel()
+	p := startProc(t, "", "demo", "--interval", "200ms", "--churn", "100ms", "--log-format", "json")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stdout.String(), `"rollcall.member.joined"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no event from the demo; stderr:\n%s", p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("demo exit %d after Ctrl-C; stderr:\n%s", code, p.stderr.String())
+	}
+}
