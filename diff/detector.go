@@ -210,11 +210,11 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	}
 	outbox := prev.Clone()
 	if outbox == nil {
-		// No acknowledged state yet (a baseline): an outbox-only state.
+		// No acknowledged state yet (a baseline).
 		outbox = &State{Version: StateVersion, SDKAppID: next.SDKAppID, GroupID: next.GroupID}
 	}
 	outbox.Pending = &Pending{Events: events, Next: next}
-	if err = d.store.Save(ctx, outbox); err != nil {
+	if err = d.store.SaveOutbox(ctx, snap.GroupID, outbox.Pending); err != nil {
 		d.metrics.commitFailed()
 		return fmt.Errorf("save outbox of %s: %w", snap.GroupID, err)
 	}

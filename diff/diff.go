@@ -10,6 +10,8 @@
 package diff
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -66,10 +68,11 @@ type State struct {
 	DismissedAt time.Time `json:"dismissed_at,omitzero"`
 	// Members is sorted by Account.
 	Members []Tracked `json:"members"`
-	// Pending is the outbox: a batch handed to the sinks but not yet
-	// acknowledged by all of them. Members above stays the acknowledged
-	// state until the batch is.
-	Pending *Pending `json:"pending,omitempty"`
+	// Pending is the group's outbox, filled by Store.Load: a batch handed
+	// to the sinks but not yet acknowledged by all of them. The fields above
+	// stay the acknowledged state until it is. Stores keep it apart from
+	// the state (Store.SaveOutbox), so it is never encoded with it.
+	Pending *Pending `json:"-"`
 }
 
 // Pending is a batch of events and the state that commits with them. It is
@@ -99,10 +102,29 @@ func (s *State) Clone() *State {
 	}
 	c := *s
 	c.Members = append([]Tracked(nil), s.Members...)
-	if s.Pending != nil {
-		c.Pending = &Pending{Events: append([]schema.Event(nil), s.Pending.Events...), Next: s.Pending.Next.Clone()}
-	}
+	c.Pending = s.Pending.Clone()
 	return &c
+}
+
+// Clone returns a deep copy of p (nil for nil).
+func (p *Pending) Clone() *Pending {
+	if p == nil {
+		return nil
+	}
+	return &Pending{Events: append([]schema.Event(nil), p.Events...), Next: p.Next.Clone()}
+}
+
+// Check reports whether p is an outbox a Store may save for groupID.
+func (p *Pending) Check(groupID string) error {
+	switch {
+	case groupID == "":
+		return errors.New("save outbox: no group id")
+	case p == nil || len(p.Events) == 0 || p.Next == nil:
+		return fmt.Errorf("save outbox of %s: no events or no next state", groupID)
+	case p.Next.GroupID != groupID:
+		return fmt.Errorf("save outbox of %s: next state is of group %q", groupID, p.Next.GroupID)
+	}
+	return nil
 }
 
 // Diff compares snap with the group's previous state (nil when there is

@@ -7,17 +7,27 @@ import (
 	"sync"
 )
 
-// Store persists group states.
+// Store persists group states and their outboxes.
 //
-// Load returns (nil, nil) when the group has no state, and an error when
-// the state exists but cannot be read: treating unreadable state as absent
-// would re-baseline the group. Save replaces the group's state atomically:
-// after a crash, Load returns either the previous or the new state. A
-// Store is safe for concurrent use by different groups; the Detector never
-// loads or saves one group concurrently.
+// Load returns (nil, nil) when the group has neither state nor outbox, and
+// an error when either exists but cannot be read: treating unreadable
+// state as absent would re-baseline the group. The returned State carries
+// the outbox in Pending; a group with an outbox but no committed state yet
+// (an interrupted baseline) comes back as a State with no ObservedAt and no
+// members.
+//
+// SaveOutbox records a batch about to be published, leaving the committed
+// state as it is. Save commits s (ignoring s.Pending) and then clears the
+// outbox. Both are atomic: after a crash, Load returns the state and the
+// outbox as before or as after each call (a crash between Save's commit
+// and the clearing leaves an outbox whose Next is the committed state;
+// publishing it again is harmless). A Store is safe for concurrent use by
+// different groups; the Detector never loads or saves one group
+// concurrently.
 type Store interface {
 	Load(ctx context.Context, groupID string) (*State, error)
 	Save(ctx context.Context, s *State) error
+	SaveOutbox(ctx context.Context, groupID string, p *Pending) error
 	// List returns the ids of the groups with state, sorted.
 	List(ctx context.Context) ([]string, error)
 	Close() error
@@ -29,16 +39,17 @@ var ErrClosed = errors.New("store closed")
 // MemoryStore is a Store in memory, for tests and dry runs. It keeps deep
 // copies, so callers may modify what they pass in and get back.
 type MemoryStore struct {
-	mu     sync.Mutex
-	states map[string]*State
-	closed bool
+	mu      sync.Mutex
+	states  map[string]*State
+	outboxs map[string]*Pending
+	closed  bool
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{states: make(map[string]*State)}
+	return &MemoryStore{states: make(map[string]*State), outboxs: make(map[string]*Pending)}
 }
 
 // Load implements Store.
@@ -51,7 +62,14 @@ func (m *MemoryStore) Load(ctx context.Context, groupID string) (*State, error) 
 	if m.closed {
 		return nil, ErrClosed
 	}
-	return m.states[groupID].Clone(), nil
+	s := m.states[groupID].Clone()
+	if p := m.outboxs[groupID]; p != nil {
+		if s == nil {
+			s = &State{Version: StateVersion, SDKAppID: p.Next.SDKAppID, GroupID: groupID}
+		}
+		s.Pending = p.Clone()
+	}
+	return s, nil
 }
 
 // Save implements Store.
@@ -67,7 +85,27 @@ func (m *MemoryStore) Save(ctx context.Context, s *State) error {
 	if m.closed {
 		return ErrClosed
 	}
-	m.states[s.GroupID] = s.Clone()
+	c := s.Clone()
+	c.Pending = nil
+	m.states[s.GroupID] = c
+	delete(m.outboxs, s.GroupID)
+	return nil
+}
+
+// SaveOutbox implements Store.
+func (m *MemoryStore) SaveOutbox(ctx context.Context, groupID string, p *Pending) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := p.Check(groupID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.outboxs[groupID] = p.Clone()
 	return nil
 }
 

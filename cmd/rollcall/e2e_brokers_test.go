@@ -688,12 +688,13 @@ func (p *proc) wait(t *testing.T, d time.Duration) int {
 	}
 }
 
-// readStateDir returns every file under dir with its content.
+// readStateDir returns every committed state file under dir (not the
+// outboxes of batches in flight) with its content.
 func readStateDir(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".outbox") {
 			return err
 		}
 		b, err := os.ReadFile(path)
@@ -792,6 +793,9 @@ func TestE2ESinkOutageOnce(t *testing.T) {
 			if now := readStateDir(t, e.stateDir); !maps.Equal(now, state) {
 				t.Errorf("state changed although the broker never acknowledged:\nbefore %v\nafter  %v", state, now)
 			}
+			if ob, _ := filepath.Glob(filepath.Join(e.stateDir, "*.outbox")); len(ob) != 1 {
+				t.Errorf("outbox files after the failed run: %v, want the group's", ob)
+			}
 			// The file sink acknowledged the changes before the run failed.
 			changes := e.events()[len(baseline):]
 			if got, want := summary(changes), []string{"member.left/left/alice", "member.joined/joined/carol"}; !slices.Equal(got, want) {
@@ -805,6 +809,9 @@ func TestE2ESinkOutageOnce(t *testing.T) {
 				t.Errorf("the retry run published %v, want the same ids as the failed run %v", summary(retried), summary(changes))
 			}
 			sameDelivery(t, name, b.read(len(baseline)+len(changes)), append(slices.Clone(baseline), changes...))
+			if ob, _ := filepath.Glob(filepath.Join(e.stateDir, "*.outbox")); len(ob) != 0 {
+				t.Errorf("outbox files after the batch was acknowledged: %v", ob)
+			}
 		})
 	}
 }

@@ -106,6 +106,17 @@ func (s *FailingStore) Save(ctx context.Context, st *diff.State) error {
 	return s.Store.Save(ctx, st)
 }
 
+// SaveOutbox implements diff.Store; FailSave fails it too.
+func (s *FailingStore) SaveOutbox(ctx context.Context, groupID string, p *diff.Pending) error {
+	s.mu.Lock()
+	err := s.saveErr
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.Store.SaveOutbox(ctx, groupID, p)
+}
+
 // Load implements diff.Store.
 func (s *FailingStore) Load(ctx context.Context, groupID string) (*diff.State, error) {
 	s.mu.Lock()

@@ -7,7 +7,11 @@
 // case, so it is collision-free on case-insensitive filesystems too. The
 // group id is also stored inside the file for people reading it.
 //
-// Saves are atomic and durable: the state is written to a temporary file
+// A group's outbox (a batch being published, see diff.Store) is a second
+// file, the same name with ".outbox" for ".json", present only while a
+// batch is unacknowledged: the state file itself changes only on commit.
+//
+// Saves are atomic and durable: the file is written to a temporary file
 // in the same directory, fsynced, renamed over the old file, and the
 // directory is fsynced. A crash at any instant leaves the old or the new
 // file, never a torn one; leftover temporary files are removed by Open.
@@ -29,11 +33,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/schema"
 )
 
 const (
 	lockName  = "LOCK"
 	ext       = ".json"
+	outboxExt = ".outbox"
 	tmpPrefix = ".tmp-"
 	// maxNameLen keeps names under the common 255-byte limit.
 	maxNameLen = 255
@@ -154,28 +160,73 @@ func (s *Store) Load(ctx context.Context, groupID string) (*diff.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load state of %q: %w", groupID, err)
 	}
+	var st *diff.State
+	switch b, err := os.ReadFile(p); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read state: %w", err)
+	default:
+		st = new(diff.State)
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("decode state file %s: %w", p, err)
+		}
+		if err := check(p, groupID, st.Version, st.GroupID); err != nil {
+			return nil, err
+		}
+	}
+	ob, err := s.loadOutbox(outboxPath(p), groupID)
+	if err != nil || ob == nil {
+		return st, err
+	}
+	if st == nil {
+		st = &diff.State{Version: diff.StateVersion, SDKAppID: ob.Next.SDKAppID, GroupID: groupID}
+	}
+	st.Pending = ob
+	return st, nil
+}
+
+func check(path, groupID string, version int, fileGroup string) error {
+	if version != diff.StateVersion {
+		return fmt.Errorf("state file %s: version %d, this rollcall reads %d", path, version, diff.StateVersion)
+	}
+	if fileGroup != groupID {
+		return fmt.Errorf("state file %s: holds group %q, not %q", path, fileGroup, groupID)
+	}
+	return nil
+}
+
+// outboxFile is the JSON of a group's outbox file.
+type outboxFile struct {
+	Version int            `json:"version"`
+	GroupID string         `json:"group_id"`
+	Events  []schema.Event `json:"events"`
+	Next    *diff.State    `json:"next"`
+}
+
+func (s *Store) loadOutbox(p, groupID string) (*diff.Pending, error) {
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
+		return nil, fmt.Errorf("read outbox: %w", err)
 	}
-	var st diff.State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("decode state file %s: %w", p, err)
+	var f outboxFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("decode outbox file %s: %w", p, err)
 	}
-	if st.Version != diff.StateVersion {
-		return nil, fmt.Errorf("state file %s: version %d, this rollcall reads %d", p, st.Version, diff.StateVersion)
+	if err := check(p, groupID, f.Version, f.GroupID); err != nil {
+		return nil, err
 	}
-	if st.GroupID != groupID {
-		return nil, fmt.Errorf("state file %s: holds group %q, not %q", p, st.GroupID, groupID)
+	pend := &diff.Pending{Events: f.Events, Next: f.Next}
+	if err := pend.Check(groupID); err != nil {
+		return nil, fmt.Errorf("outbox file %s: %w", p, err)
 	}
-	return &st, nil
+	return pend, nil
 }
 
-// Save implements diff.Store: write a temp file, fsync, rename, fsync the
-// directory.
+// Save implements diff.Store: write the state to a temp file, fsync,
+// rename, then remove the outbox and fsync the directory.
 func (s *Store) Save(ctx context.Context, st *diff.State) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -192,10 +243,63 @@ func (s *Store) Save(ctx context.Context, st *diff.State) error {
 	if err != nil {
 		return fmt.Errorf("save state of %q: %w", st.GroupID, err)
 	}
-	b, err := json.Marshal(st)
+	b, err := json.Marshal(st) // Pending is not encoded
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
+	if err := s.write(p, b); err != nil {
+		return err
+	}
+	if err := os.Remove(outboxPath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove outbox: %w", err)
+	}
+	// Without this the rename itself may not survive a power loss.
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("sync state dir: %w", err)
+	}
+	return nil
+}
+
+// SaveOutbox implements diff.Store: the outbox goes to its own file beside
+// the state's (".outbox" for ".json"), written like the state, so the
+// state file changes only when a batch is acknowledged.
+func (s *Store) SaveOutbox(ctx context.Context, groupID string, pend *diff.Pending) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := pend.Check(groupID); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return diff.ErrClosed
+	}
+	p, err := s.path(groupID)
+	if err != nil {
+		return fmt.Errorf("save outbox of %q: %w", groupID, err)
+	}
+	next := pend.Next.Clone()
+	next.Pending = nil
+	b, err := json.Marshal(outboxFile{Version: diff.StateVersion, GroupID: groupID, Events: pend.Events, Next: next})
+	if err != nil {
+		return fmt.Errorf("encode outbox: %w", err)
+	}
+	if err := s.write(outboxPath(p), b); err != nil {
+		return err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("sync state dir: %w", err)
+	}
+	return nil
+}
+
+// outboxPath is the outbox file beside the state file p.
+func outboxPath(p string) string { return strings.TrimSuffix(p, ext) + outboxExt }
+
+// write replaces p with b atomically: a temp file in the same directory,
+// fsynced, renamed over p. The caller fsyncs the directory.
+func (s *Store) write(p string, b []byte) error {
 	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
@@ -217,13 +321,9 @@ func (s *Store) Save(ctx context.Context, st *diff.State) error {
 		return fmt.Errorf("close temp file: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("rename state file: %w", err)
+		return fmt.Errorf("rename %s: %w", filepath.Base(p), err)
 	}
 	committed = true
-	// Without this the rename itself may not survive a power loss.
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("sync state dir: %w", err)
-	}
 	return nil
 }
 

@@ -391,3 +391,63 @@ func TestReadsVersion1StateFile(t *testing.T) {
 		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// TestOutboxBesideTheState: SaveOutbox leaves the state file's bytes as
+// they are, Load returns the outbox with the state, and Save (the commit)
+// removes the outbox file.
+func TestOutboxBesideTheState(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	committed := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0}
+	if err := s.Save(ctx, committed); err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(dir, FileName("g"))
+	before, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := schema.Member{Account: "alice", JoinTime: t0.Unix()}
+	next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0.Add(time.Minute),
+		Members: []diff.Tracked{{Member: m, LastSeen: t0.Add(time.Minute)}}}
+	pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, "g", m, schema.ReasonJoined, t0.Add(time.Minute), &t0)}, Next: next}
+	if err := s.SaveOutbox(ctx, "g", pend); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(statePath); string(after) != string(before) {
+		t.Fatalf("SaveOutbox changed the state file:\n%s\n%s", before, after)
+	}
+	got, err := s.Load(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.ObservedAt.Equal(t0) || len(got.Members) != 0 || got.Pending == nil ||
+		got.Pending.Events[0].ID != pend.Events[0].ID || !reflect.DeepEqual(got.Pending.Next, next) {
+		t.Fatalf("Load = %+v (outbox %+v)", got, got.Pending)
+	}
+	if ids, _ := s.List(ctx); !reflect.DeepEqual(ids, []string{"g"}) {
+		t.Fatalf("List = %v: the outbox file is not a group", ids)
+	}
+	if err := s.Save(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(statePath, ".json") + ".outbox"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("outbox file after the commit: %v", err)
+	}
+	if got, err := s.Load(ctx, "g"); err != nil || got.Pending != nil || len(got.Members) != 1 {
+		t.Fatalf("Load after commit = %+v, %v", got, err)
+	}
+	// An unreadable outbox is an error naming its file, like a state file.
+	bad := strings.TrimSuffix(statePath, ".json") + ".outbox"
+	if err := os.WriteFile(bad, []byte(`{"version":1,"group_id":"g","events":[`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, "g"); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("Load with a torn outbox = %v, want an error naming %s", err, bad)
+	}
+	if err := s.SaveOutbox(ctx, "g", &diff.Pending{Next: next}); err == nil {
+		t.Fatal("SaveOutbox accepted an outbox without events")
+	}
+}

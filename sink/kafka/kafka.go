@@ -78,7 +78,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		now:     time.Now,
 		closed:  make(chan struct{}),
 	}
-	s.log = o.Logger.Named("kafka").With(zap.String("sink", s.name))
+	s.log = o.Logger.Named("kafka").With(zap.String("sink_target", s.name))
 	if o.TLS != nil {
 		c, err := o.TLS.Config()
 		if err != nil {

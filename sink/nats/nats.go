@@ -57,6 +57,12 @@ type Sink struct {
 	log     *zap.Logger
 	metrics *Metrics
 
+	// The stream is checked (or created) once the server is reachable:
+	// at New, or before the first publish after a start without a server.
+	createStream bool
+	streamMu     sync.Mutex
+	streamReady  atomic.Bool
+
 	closing   atomic.Bool
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -68,26 +74,32 @@ var (
 )
 
 // New validates o, connects and, in JetStream mode, checks that the
-// stream exists (creating it when o.Stream.Create is set). It fails when
-// no server can be reached; after that the client reconnects forever.
-// ctx bounds the connection attempt and the stream check.
+// stream exists (creating it when o.Stream.Create is set). ctx bounds the
+// connection attempt and the stream check.
+//
+// When no server can be reached, New still succeeds: the client keeps
+// connecting in the background, Publish fails with ErrNotConnected until
+// it does (the caller retries), and the stream is checked then. A daemon
+// thus starts, and reports itself not ready, while NATS is down. Other
+// failures — authentication, TLS, a missing stream — are returned.
 func New(ctx context.Context, o Options) (*Sink, error) {
 	if err := Validate(o); err != nil {
 		return nil, err
 	}
 	o = o.withDefaults()
 	s := &Sink{
-		name:    "nats",
-		prefix:  o.SubjectPrefix,
-		timeout: o.PublishTimeout,
-		metrics: o.Metrics,
-		closed:  make(chan struct{}),
+		name:         "nats",
+		prefix:       o.SubjectPrefix,
+		timeout:      o.PublishTimeout,
+		metrics:      o.Metrics,
+		closed:       make(chan struct{}),
+		createStream: o.Stream.Create,
 	}
 	if o.JetStream {
 		s.stream = o.Stream.Name
 		s.name = "nats:jetstream:" + o.Stream.Name
 	}
-	s.log = o.Logger.Named("nats").With(zap.String("sink", s.name))
+	s.log = o.Logger.Named("nats").With(zap.String("sink_target", s.name))
 
 	opts, err := s.connectOptions(ctx, o)
 	if err != nil {
@@ -96,20 +108,39 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
-	nc, err := natsgo.Connect(strings.Join(o.URLs, ","), opts...)
+	url := strings.Join(o.URLs, ",")
+	nc, err := natsgo.Connect(url, opts...)
+	if errors.Is(err, natsgo.ErrNoServers) {
+		// Nobody answered (refused, timed out): keep trying in the
+		// background. Anything else (auth, TLS) is a configuration error.
+		s.log.Warn("nats unreachable; connecting in the background, publishes fail (and are retried) until then", zap.Error(err))
+		nc, err = natsgo.Connect(url, append(opts, natsgo.RetryOnFailedConnect(true),
+			natsgo.ConnectHandler(func(nc *natsgo.Conn) {
+				s.metrics.setConnected(true)
+				s.log.Info("connected to nats", zap.String("server", nc.ConnectedUrlRedacted()))
+			}))...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
 	s.nc = nc
-	s.metrics.setConnected(true)
-	s.log.Info("connected to nats", zap.String("server", nc.ConnectedUrlRedacted()))
-
 	if o.JetStream {
-		if err := s.setupStream(ctx, o); err != nil {
+		if s.js, err = jetstream.New(nc); err != nil {
 			s.nc.Close()
 			<-s.closed
-			return nil, err
+			return nil, fmt.Errorf("jetstream: %w", err)
 		}
+	}
+	if !nc.IsConnected() {
+		s.metrics.setConnected(false)
+		return s, nil
+	}
+	s.metrics.setConnected(true)
+	s.log.Info("connected to nats", zap.String("server", nc.ConnectedUrlRedacted()))
+	if err := s.ensureStream(ctx); err != nil {
+		s.nc.Close()
+		<-s.closed
+		return nil, err
 	}
 	return s, nil
 }
@@ -174,34 +205,39 @@ func (s *Sink) connectOptions(ctx context.Context, o Options) ([]natsgo.Option, 
 	return opts, nil
 }
 
-func (s *Sink) setupStream(ctx context.Context, o Options) error {
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	s.js = js
-	_, err = js.Stream(ctx, s.stream)
-	if err == nil {
+// ensureStream checks, once, that the JetStream stream exists, creating
+// it when configured to.
+func (s *Sink) ensureStream(ctx context.Context) error {
+	if s.js == nil || s.streamReady.Load() {
 		return nil
 	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.streamReady.Load() {
+		return nil
+	}
+	_, err := s.js.Stream(ctx, s.stream)
+	switch {
+	case err == nil:
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("stream %s: %w", s.stream, err)
-	}
-	if !o.Stream.Create {
+	case !s.createStream:
 		return fmt.Errorf("stream %s (create it, or set stream.create for development): %w", s.stream, err)
+	default:
+		_, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        s.stream,
+			Description: "rollcall member events",
+			Subjects:    []string{s.prefix + ".>"},
+			Storage:     jetstream.FileStorage,
+			Duplicates:  DefaultDuplicateWindow,
+		})
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", s.stream, err)
+		}
+		s.log.Info("created jetstream stream", zap.String("stream", s.stream),
+			zap.String("subjects", s.prefix+".>"))
 	}
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:        s.stream,
-		Description: "rollcall member events",
-		Subjects:    []string{s.prefix + ".>"},
-		Storage:     jetstream.FileStorage,
-		Duplicates:  DefaultDuplicateWindow,
-	})
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create stream %s: %w", s.stream, err)
-	}
-	s.log.Info("created jetstream stream", zap.String("stream", s.stream),
-		zap.String("subjects", s.prefix+".>"))
+	s.streamReady.Store(true)
 	return nil
 }
 
@@ -233,6 +269,9 @@ func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
 		return fmt.Errorf("publish to nats (%s): %w", s.nc.Status(), ErrNotConnected)
 	}
 	if s.js != nil {
+		if err := s.ensureStream(ctx); err != nil {
+			return fmt.Errorf("publish to nats: %w", err)
+		}
 		return s.publishJetStream(ctx, events, msgs)
 	}
 	return s.publishCore(ctx, msgs)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rollcall-dev/rollcall/schema"
@@ -357,10 +357,54 @@ func TestCloseDrainsAndStops(t *testing.T) {
 	}
 }
 
+// TestNewUnreachable: a sink started while NATS is down is created, fails
+// publishes with ErrNotConnected, and once the server comes up connects by
+// itself, creates the stream and publishes.
 func TestNewUnreachable(t *testing.T) {
-	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{"nats://127.0.0.1:" + strconv.Itoa(freePort(t))}})
+	ts := &testServer{t: t, port: freePort(t), store: t.TempDir()}
+	t.Cleanup(ts.stop)
+	reg := prometheus.NewRegistry()
+	metrics := natssink.NewMetrics(reg)
+	s, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()}, JetStream: true,
+		Stream: natssink.StreamOptions{Create: true}, Metrics: metrics, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatalf("New with the server down: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(ctxT(t, 5*time.Second)) })
+	if err := s.Publish(ctxT(t, 5*time.Second), events(2, 1, 0)); !errors.Is(err, natssink.ErrNotConnected) {
+		t.Fatalf("Publish while down = %v, want ErrNotConnected", err)
+	}
+	if err := s.Healthy(ctxT(t, time.Second)); err == nil {
+		t.Fatal("healthy with no server")
+	}
+	if got := testutil.ToFloat64(metrics.Connected); got != 0 {
+		t.Errorf("connected metric = %v while down", got)
+	}
+
+	ts.start()
+	waitFor(t, func() bool { return testutil.ToFloat64(metrics.Connected) == 1 })
+	evs := events(2, 1, 0)
+	if err := s.Publish(ctxT(t, 10*time.Second), evs); err != nil {
+		t.Fatalf("Publish once the server is up: %v", err)
+	}
+	if msgs := readStream(t, ts.jetStream(t), natssink.DefaultStreamName); len(msgs) != len(evs) {
+		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(evs))
+	}
+	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatalf("Healthy: %v", err)
+	}
+}
+
+// TestNewAuthFailureIsReturned: a reachable server that refuses the
+// credentials is a configuration error at New, not a background retry.
+func TestNewAuthFailureIsReturned(t *testing.T) {
+	ts := startServer(t, func(o *server.Options) { o.Username, o.Password = "u", "right" })
+	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()}, User: "u", Password: "wrong"})
 	if err == nil {
-		t.Fatal("New connected to nothing")
+		t.Fatal("New connected with a wrong password")
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("the password is in the error: %v", err)
 	}
 }
 
