@@ -12,6 +12,7 @@ package diff
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -188,11 +189,19 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 	truncated := len(cur) >= memberCap || snap.Capped
 	var boundary int64
 	if truncated {
-		boundary = cur[0].JoinTime
-		for _, m := range cur[1:] {
-			boundary = min(boundary, m.JoinTime)
+		next.Truncated = true
+		if len(cur) == 0 {
+			// A capped list with no one listed says nothing: everyone
+			// tracked stays, out of view; no boundary is stored, so the
+			// next snapshot's newcomers are joins.
+			boundary = math.MaxInt64
+		} else {
+			boundary = cur[0].JoinTime
+			for _, m := range cur[1:] {
+				boundary = min(boundary, m.JoinTime)
+			}
+			next.Boundary = boundary
 		}
-		next.Truncated, next.Boundary = true, boundary
 	}
 
 	if prev == nil {

@@ -469,6 +469,26 @@ func TestCappedSnapshotIsTruncated(t *testing.T) {
 	}
 }
 
+// A capped snapshot that lists no one says nothing about who left: all
+// stay out of view (no panic on the missing boundary), and the next
+// snapshot's newcomers are ordinary joins.
+func TestCappedEmptySnapshot(t *testing.T) {
+	prev := state(t0, tr("a", j0, t0, false), tr("b", j0+10, t0, false))
+	empty := snapAt(t1)
+	empty.Capped = true
+	events, next := Diff(prev, empty, Options{MemberCap: 1000})
+	if len(events) != 0 || len(next.Members) != 2 || !next.Members[0].OutOfView || !next.Members[1].OutOfView {
+		t.Fatalf("events %v, members %+v: want none, both out of view", events, next.Members)
+	}
+	if !next.Truncated || next.Boundary != 0 {
+		t.Fatalf("truncated=%v boundary=%d, want true and no boundary", next.Truncated, next.Boundary)
+	}
+	events, _ = Diff(next, snapAt(t2, mem("a", j0), mem("b", j0+10), mem("c", j0+30)), Options{MemberCap: 1000})
+	if len(events) != 1 || events[0].Type != schema.TypeMemberJoined || events[0].Subject != "c" {
+		t.Fatalf("after the empty capped snapshot: %v, want c joined", events)
+	}
+}
+
 // With confirmed departures a member missing below the boundary of a
 // truncated snapshot has left; unconfirmed ones stay out of view.
 func TestDiffConfirmedDepartures(t *testing.T) {

@@ -677,9 +677,10 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 }
 
 // capped reports whether a listing of n members was cut by the silent
-// 30-member cap: exactly 30 listed while the online count says more. Any
-// doubt (no counter, an error) answers false: the snapshot is then taken at
-// face value, as without the check.
+// 30-member cap: exactly 30 listed while the online count says more. When
+// the count fails it answers true: a capped snapshot only keeps unlisted
+// members out of view (their leave waits for a later snapshot), while
+// taking a cut list at face value would report them all as left.
 func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
 	oc, ok := s.lister.(OnlineCounter)
 	s.mu.Lock()
@@ -690,8 +691,9 @@ func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
 	}
 	online, err := oc.OnlineMemberNum(ctx, id)
 	if err != nil {
-		s.log.Debug("online member count unavailable", zap.String("group_id", id), zap.Error(err))
-		return false
+		s.log.Warn("online member count unavailable for a list of exactly 30; treating the list as possibly capped",
+			zap.String("group_id", id), zap.Error(err))
+		return true
 	}
 	if online <= n {
 		return false

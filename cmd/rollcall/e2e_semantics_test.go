@@ -584,6 +584,35 @@ func TestSemanticsMarkFilter(t *testing.T) {
 	}
 }
 
+// TestSemanticsMarkFilterOfThirty: exactly 30 marked members among 40
+// online is a complete filtered list, not the silent 30-member cap: a
+// marked member who leaves is reported at once.
+func TestSemanticsMarkFilterOfThirty(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, tencenttest.Options{})
+	base := time.Now().Unix() - 7200
+	var ms []schema.Member
+	for i := range 40 {
+		ms = append(ms, member(fmt.Sprintf("u%02d", i), base+int64(i)))
+	}
+	api.AddGroup("g", ms...)
+	for i := range 31 {
+		api.SetMarks("g", fmt.Sprintf("u%02d", i), 1000)
+	}
+	api.SetMarks("g", "u00") // 30 marked: u01..u30
+	e := newEnv(t, api, []string{"g"}, "")
+	semEdit(e, "groups:\n  ids:", "groups:\n  mark: 1000\n  ids:")
+	e.mustOnce()
+	if evs := e.events(); len(evs) != 30 {
+		t.Fatalf("baseline of %d events, want the 30 marked members", len(evs))
+	}
+	// u01, the earliest marked member, leaves; u00 gets the mark: still 30.
+	api.Leave("g", "u01")
+	api.SetMarks("g", "u00", 1000)
+	e.mustOnce()
+	semExpect(t, semNew(e, 30), map[string][]string{"g": {"member.left/left/u01", "member.joined/joined/u00"}})
+}
+
 func TestSemanticsEventIDsDeterministicAcrossInstallations(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{})

@@ -301,7 +301,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		closeSinks(p.sinks)
 		return nil, err
 	}
-	p.sched, err = poller.New(p.client, p.detector, poller.Options{
+	p.sched, err = poller.New(lister(p.client, cfg.Groups.Mark), p.detector, poller.Options{
 		SDKAppID:     cfg.Tencent.SDKAppID,
 		Groups:       groups,
 		Interval:     cfg.Poll.Interval,
@@ -362,4 +362,14 @@ func (p *pipeline) readiness() []readinessCheck {
 			return nil
 		}},
 	}
+}
+
+// lister is what the scheduler lists with. A Mark-filtered list would be
+// compared with an online count of the whole group, so the 30-cap check
+// (poller.OnlineCounter) is hidden from the scheduler then.
+func lister(c *tencent.Client, mark *int64) poller.MemberLister {
+	if mark != nil {
+		return struct{ poller.MemberLister }{c}
+	}
+	return c
 }
