@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/rollcall-dev/rollcall/schema"
 )
@@ -15,10 +14,15 @@ import (
 //
 // It does not fsync: standard output is often a pipe. Publish returns once
 // the batch was handed to the writer in a single Write call, and returns
-// the writer's error.
+// the writer's error. A reader that stops reading blocks the Write; Publish
+// and Close still return when their ctx ends (the Write is left to finish
+// in the background, and the next Publish waits for it), so a stuck pipe
+// cannot hold up shutdown.
 type Stdout struct {
-	mu     sync.Mutex
-	w      io.Writer
+	w io.Writer
+	// sem is held by whoever may write: a Publish, the background Write it
+	// left behind, or Close. It guards buf and closed.
+	sem    chan struct{}
 	buf    []byte
 	closed bool
 }
@@ -30,7 +34,7 @@ func NewStdout(w io.Writer) *Stdout {
 	if w == nil {
 		w = os.Stdout
 	}
-	return &Stdout{w: w}
+	return &Stdout{w: w, sem: make(chan struct{}, 1)}
 }
 
 // Name implements Sink; it is always "stdout".
@@ -40,6 +44,16 @@ func (s *Stdout) Name() string { return "stdout" }
 // batch does not pin its memory for the life of the process.
 const maxKeptBuffer = 1 << 20
 
+// acquire takes sem, or fails when ctx ends first (a Write still blocked).
+func (s *Stdout) acquire(ctx context.Context, op string) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: stdout is blocked (is its reader still reading?): %w", op, ctx.Err())
+	}
+}
+
 // Publish implements Sink.
 func (s *Stdout) Publish(ctx context.Context, events []schema.Event) error {
 	if err := ctx.Err(); err != nil {
@@ -48,31 +62,63 @@ func (s *Stdout) Publish(ctx context.Context, events []schema.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.acquire(ctx, "publish to stdout"); err != nil {
+		return err
+	}
 	if s.closed {
+		<-s.sem
 		return fmt.Errorf("publish to stdout: %w", ErrClosed)
 	}
 	buf, err := appendLines(s.buf[:0], events)
+	if err != nil {
+		s.keep(buf)
+		<-s.sem
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		// One Write per batch so lines of concurrent writers to the same
+		// stream are less likely to interleave.
+		_, err := s.w.Write(buf)
+		s.keep(buf)
+		<-s.sem
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("write stdout: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		select {
+		case err := <-done: // finished just in time
+			if err != nil {
+				return fmt.Errorf("write stdout: %w", err)
+			}
+			return nil
+		default:
+			return fmt.Errorf("write stdout: %w", ctx.Err())
+		}
+	}
+}
+
+// keep keeps buf for the next batch unless it grew too large; the caller
+// holds sem.
+func (s *Stdout) keep(buf []byte) {
 	if cap(buf) <= maxKeptBuffer {
 		s.buf = buf
 	}
-	if err != nil {
-		return err
-	}
-	// One Write per batch so lines of concurrent writers to the same
-	// stream are less likely to interleave.
-	if _, err := s.w.Write(buf); err != nil {
-		return fmt.Errorf("write stdout: %w", err)
-	}
-	return nil
 }
 
-// Close implements Sink. It flushes w when w has a Flush() error method
-// (a *bufio.Writer) and never closes w.
-func (s *Stdout) Close(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// Close implements Sink. It waits (within ctx) for a Write in progress,
+// flushes w when w has a Flush() error method (a *bufio.Writer) and never
+// closes w.
+func (s *Stdout) Close(ctx context.Context) error {
+	if err := s.acquire(ctx, "close stdout"); err != nil {
+		return err
+	}
+	defer func() { <-s.sem }()
 	if s.closed {
 		return nil
 	}

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/sink"
@@ -155,3 +157,43 @@ func BenchmarkStdoutPublish(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestStdoutBlockedReaderDoesNotHoldUpShutdown: a reader that stops
+// reading blocks the Write, but Publish and Close return when their ctx
+// ends; once the reader reads again, the batch arrives and the sink works.
+func TestStdoutBlockedReaderDoesNotHoldUpShutdown(t *testing.T) {
+	r, w := io.Pipe()
+	defer r.Close()
+	s := sink.NewStdout(w)
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	if err := s.Publish(short(), sinktest.Batch(0, 1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish into a stuck pipe = %v, want the deadline", err)
+	}
+	if err := s.Publish(short(), sinktest.Batch(1, 1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Publish = %v, want the deadline", err)
+	}
+	if err := s.Close(short()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the deadline", err)
+	}
+
+	// The reader comes back: the abandoned batch arrives, whole.
+	lines := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		lines <- b
+	}()
+	if err := s.Publish(context.Background(), sinktest.Batch(1, 1)); err != nil {
+		t.Fatalf("Publish after the reader came back: %v", err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if got := len(parseLines(t, <-lines)); got != 6 {
+		t.Fatalf("reader got %d lines, want 6 (the abandoned batch and the next)", got)
+	}
+}
