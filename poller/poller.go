@@ -173,6 +173,7 @@ type group struct {
 	lastSize      int // members at the last successful listing; -1 unknown
 	lastOK        time.Time
 	failing       bool
+	denied        bool // the last listing failed with 10007 (no permission)
 }
 
 type runState struct {
@@ -645,6 +646,14 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 			snap = schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Dismissed: true}
 		default:
 			kindName, code := kindAndCode(err, kind)
+			if s.deny(id, code == codeNoPermission) {
+				// 10007 on one group is that group's type; on every
+				// group it is the identifier: a configuration error.
+				err = &FatalError{GroupID: id, Err: fmt.Errorf("every group answers 10007: %w", err)}
+				s.setAuthErr(err)
+				s.finish(id, c, resultFailed, -1)
+				return err
+			}
 			s.log.Warn("poll failed", zap.String("group_id", id), zap.String("kind", kindName),
 				zap.Int("code", code), zap.Error(err))
 			if kind == tencent.KindAuth {
@@ -655,6 +664,7 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 		}
 	} else {
 		s.setAuthErr(nil)
+		s.deny(id, false)
 	}
 
 	if err := s.handler.HandleSnapshot(ctx, snap); err != nil {
@@ -674,6 +684,29 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	}
 	s.finish(id, c, resultOK, len(members))
 	return nil
+}
+
+// codeNoPermission is get_members' "insufficient permission": a group of a
+// type the API does not serve, or an identifier without the right.
+const codeNoPermission = 10007
+
+// deny records whether id's last listing was refused with 10007 and
+// reports whether every scheduled group's now is.
+func (s *Scheduler) deny(id string, denied bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.groups[id]; g != nil {
+		g.denied = denied
+	}
+	if !denied {
+		return false
+	}
+	for _, g := range s.groups {
+		if g.scheduled && !g.denied {
+			return false
+		}
+	}
+	return true
 }
 
 // capped reports whether a listing of n members was cut by the silent

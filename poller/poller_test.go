@@ -902,3 +902,40 @@ func TestSetIntervalAppliesToTheNextCycle(t *testing.T) {
 		t.Error("interval change not logged")
 	}
 }
+
+// TestNoPermissionOnEveryGroupIsFatal: 10007 on one group is that group's
+// type (the others go on); on every group it is the identifier, a
+// configuration error.
+func TestNoPermissionOnEveryGroupIsFatal(t *testing.T) {
+	denied := apiErr(10007, tencent.KindBadRequest)
+	some := newFixture(t, Options{Groups: []string{"a", "room"}}, func(r *recorder) {
+		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
+			if id == "room" {
+				return nil, denied
+			}
+			return nil, nil
+		}
+	})
+	for range 2 {
+		err := some.s.RunOnce(context.Background())
+		var fe *FatalError
+		if err == nil || errors.As(err, &fe) || !errors.Is(err, denied) {
+			t.Fatalf("RunOnce = %v, want room's 10007, not fatal", err)
+		}
+	}
+	if st := some.s.Status(); st.AuthOrConfigError != nil {
+		t.Errorf("one group's 10007 made a config error: %v", st.AuthOrConfigError)
+	}
+
+	all := newFixture(t, Options{Groups: []string{"a", "b"}}, func(r *recorder) {
+		r.list = func(ctx context.Context, id string) ([]schema.Member, error) { return nil, denied }
+	})
+	err := all.s.RunOnce(context.Background())
+	var fe *FatalError
+	if !errors.As(err, &fe) || !errors.Is(err, denied) || !strings.Contains(err.Error(), "every group") {
+		t.Fatalf("RunOnce = %v, want a *FatalError for 10007 on every group", err)
+	}
+	if st := all.s.Status(); !errors.Is(st.AuthOrConfigError, denied) {
+		t.Errorf("status = %+v, want the config error", st)
+	}
+}

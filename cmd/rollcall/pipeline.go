@@ -358,6 +358,8 @@ func (p *pipeline) readiness() []readinessCheck {
 				return fmt.Errorf("auth/config error from the API: %v", st.AuthOrConfigError)
 			case st.Stalled:
 				return fmt.Errorf("no poll completed for 3 cycles (%d groups in flight; a sink may be down)", st.GroupsInFlight)
+			case st.GroupsPolled > 0 && st.GroupsStale == st.GroupsPolled:
+				return fmt.Errorf("no group listed successfully for 3 cycles (%d of %d failing; see the poll failed logs)", st.GroupsFailing, st.GroupsPolled)
 			}
 			return nil
 		}},
