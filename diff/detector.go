@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -36,6 +37,11 @@ type DetectorOptions struct {
 	// truncated snapshot below its boundary have left (poll.confirm_departures);
 	// without it they stay out of view until a complete snapshot shows them gone.
 	Confirmer Confirmer
+	// ConfirmTimeout bounds each confirmation, retries included, so that a
+	// slow check_members cannot hold a group past its poll cycle (the
+	// handler's own context has no deadline: publishing may retry for
+	// long). Zero: no bound beyond the caller's context.
+	ConfirmTimeout time.Duration
 	// Logger may be nil.
 	Logger *zap.Logger
 	// Metrics may be nil.
@@ -56,11 +62,12 @@ const featureCap = 30
 // It is safe for concurrent use; snapshots of one group are handled one at
 // a time.
 type Detector struct {
-	store   Store
-	pub     Publisher
-	confirm Confirmer
-	log     *zap.Logger
-	metrics *Metrics
+	store          Store
+	pub            Publisher
+	confirm        Confirmer
+	confirmTimeout time.Duration
+	log            *zap.Logger
+	metrics        *Metrics
 
 	mu     sync.Mutex
 	opts   Options // replaced by SetOptions
@@ -91,7 +98,10 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Detector{store: o.Store, pub: o.Publisher, confirm: o.Confirmer, opts: o.Diff, log: log.Named("detector"),
+	if o.ConfirmTimeout < 0 {
+		return nil, fmt.Errorf("detector: confirm timeout %v is negative", o.ConfirmTimeout)
+	}
+	return &Detector{store: o.Store, pub: o.Publisher, confirm: o.Confirmer, confirmTimeout: o.ConfirmTimeout, opts: o.Diff, log: log.Named("detector"),
 		metrics: o.Metrics, groups: make(map[string]*group)}, nil
 }
 
@@ -105,6 +115,11 @@ func (d *Detector) departed(ctx context.Context, prev *State, snap schema.Snapsh
 	cands := Candidates(prev, snap, o)
 	if len(cands) == 0 {
 		return nil
+	}
+	if d.confirmTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.confirmTimeout)
+		defer cancel()
 	}
 	present, err := d.confirm.CheckMembers(ctx, snap.GroupID, cands)
 	if err != nil {

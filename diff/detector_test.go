@@ -305,6 +305,8 @@ func (f confirmerFunc) CheckMembers(ctx context.Context, groupID string, account
 	return f(ctx, groupID, accounts)
 }
 
+var errHang = errors.New("hang until the context ends")
+
 func TestDetectorConfirmsDepartures(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -314,6 +316,8 @@ func TestDetectorConfirmsDepartures(t *testing.T) {
 	}{
 		{"b left, a still online", []string{"a"}, nil, []string{"b"}},
 		{"check_members failing keeps both out of view", nil, errors.New("10003"), nil},
+		// A check_members that never answers is cut off by ConfirmTimeout.
+		{"check_members hanging keeps both out of view", nil, errHang, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := diff.NewMemoryStore()
@@ -326,10 +330,15 @@ func TestDetectorConfirmsDepartures(t *testing.T) {
 					return nil
 				}),
 				Diff: diff.Options{SDKAppID: 1, MemberCap: 2, Baseline: diff.BaselineSilent},
-				Confirmer: confirmerFunc(func(_ context.Context, _ string, accounts []string) ([]string, error) {
+				Confirmer: confirmerFunc(func(ctx context.Context, _ string, accounts []string) ([]string, error) {
 					asked = append(asked, accounts...)
+					if tc.err == errHang {
+						<-ctx.Done()
+						return nil, ctx.Err()
+					}
 					return tc.answer, tc.err
 				}),
+				ConfirmTimeout: 50 * time.Millisecond,
 			})
 			if err != nil {
 				t.Fatal(err)

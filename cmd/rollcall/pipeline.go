@@ -284,6 +284,8 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Store:     p.store,
 		Publisher: p.fanout,
 		Confirmer: confirmer,
+		// A confirmation is part of the poll: it ends with the cycle.
+		ConfirmTimeout: cfg.Poll.Interval,
 		Diff: diff.Options{
 			SDKAppID:  cfg.Tencent.SDKAppID,
 			MemberCap: cfg.Poll.MemberCap,
