@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -205,6 +207,7 @@ var sinkKeys = map[string][]string{
 const (
 	defaultRateLimit       = 200
 	defaultRequestTimeout  = 5 * time.Second
+	minRateLimit           = 0.1 // calls/s; below it one group's poll takes minutes
 	defaultUserSigExpire   = 7 * 24 * time.Hour
 	defaultInterval        = 10 * time.Second
 	defaultMemberCap       = 1000
@@ -481,11 +484,8 @@ func (c *Config) setDefaultsAndValidate() error {
 	if t.RateLimit == 0 {
 		t.RateLimit = defaultRateLimit
 	}
-	if t.RateLimit < 0 {
-		return cfgErr("tencent.rate_limit", "must be positive (calls per second)")
-	}
-	if t.RequestTimeout == 0 {
-		t.RequestTimeout = defaultRequestTimeout
+	if math.IsNaN(t.RateLimit) || math.IsInf(t.RateLimit, 0) || t.RateLimit < minRateLimit {
+		return cfgErr("tencent.rate_limit", "must be a number of calls per second, at least %g (got %v)", minRateLimit, t.RateLimit)
 	}
 	if t.RequestTimeout < 0 {
 		return cfgErr("tencent.request_timeout", "must be positive")
@@ -515,6 +515,10 @@ func (c *Config) setDefaultsAndValidate() error {
 	}
 	if p.Interval < time.Second {
 		return cfgErr("poll.interval", "must be at least 1s (got %s); the API's list is cached for 10-40s anyway", p.Interval)
+	}
+	if t.RequestTimeout == 0 {
+		// A call and a retry fit in one cycle, however short.
+		t.RequestTimeout = min(defaultRequestTimeout, p.Interval/2)
 	}
 	if t.RequestTimeout >= p.Interval {
 		return cfgErr("tencent.request_timeout", "must be shorter than poll.interval (%s >= %s)", t.RequestTimeout, p.Interval)
@@ -639,6 +643,12 @@ func (s *SinkConfig) validate(key string) error {
 		if err := s.TLS.Validate(); err != nil {
 			return cfgErr(key+".tls", "cert and key must be set together")
 		}
+		if _, err := s.TLS.Config(); err != nil {
+			// "tls.ca: no PEM certificate in …" names its key first.
+			sub, msg, _ := strings.Cut(err.Error(), ": ")
+			sub, _, _ = strings.Cut(sub, ",")
+			return cfgErr(key+"."+sub, "%s", msg)
+		}
 	}
 	switch s.Type {
 	case "file":
@@ -676,6 +686,9 @@ func (s *SinkConfig) validate(key string) error {
 		}
 		if s.BatchTimeout < 0 {
 			return cfgErr(key+".batch_timeout", "must be positive")
+		}
+		if s.WriteTimeout < 0 {
+			return cfgErr(key+".write_timeout", "must be positive")
 		}
 		if s.SASL != nil {
 			switch s.SASL.Mechanism {
@@ -744,6 +757,20 @@ func (s *SinkConfig) validate(key string) error {
 		}
 		if s.Password != "" && s.User == "" {
 			return cfgErr(key+".user", "required with password")
+		}
+		var auth []string
+		for k, set := range map[string]bool{"creds_file": s.CredsFile != "", "nkey_file": s.NKeyFile != "",
+			"user": s.User != "", "token": s.Token != ""} {
+			if set {
+				auth = append(auth, k)
+			}
+		}
+		if len(auth) > 1 {
+			slices.Sort(auth)
+			return cfgErr(key+"."+auth[0], "set one way to authenticate, not %s", strings.Join(auth, " and "))
+		}
+		if s.PublishTimeout < 0 {
+			return cfgErr(key+".publish_timeout", "must be positive")
 		}
 	}
 	return nil

@@ -61,6 +61,15 @@ func TestParseConfigDefaults(t *testing.T) {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
 		}
 	}
+	// Left unset, the request timeout fits a short interval: a call and a
+	// retry within one cycle.
+	short, err := ParseConfig([]byte(minimalConfig+"poll: {interval: 2s}\n"), env("KEY", "k"))
+	if err != nil {
+		t.Fatalf("interval 2s without request_timeout: %v", err)
+	}
+	if got := short.Tencent.RequestTimeout; got != time.Second {
+		t.Errorf("request_timeout with a 2s interval = %v, want 1s", got)
+	}
 	if s := fmt.Sprintf("%v %+v %#v", c, c.Tencent, c.Tencent); strings.Contains(s, "s3cr3t") {
 		t.Errorf("secret printed: %s", s)
 	}
@@ -123,6 +132,10 @@ shutdown_timeout: 5s
 }
 
 func TestParseConfigErrorsNameTheKey(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	base := func(mut string) string { return strings.Replace(minimalConfig, "  - type: stdout\n", mut, 1) }
 	cases := []struct {
 		name, yaml, key string
@@ -139,7 +152,14 @@ func TestParseConfigErrorsNameTheKey(t *testing.T) {
 		{"bad baseline", minimalConfig + "poll: {baseline: loud}\n", "poll.baseline"},
 		{"bad interval", minimalConfig + "poll: {interval: 10ms}\n", "poll.interval"},
 		{"interval not a duration", minimalConfig + "poll: {interval: often}\n", "poll.interval"},
-		{"timeout above interval", minimalConfig + "poll: {interval: 2s}\n", "tencent.request_timeout"},
+		{"timeout above interval", strings.Replace(minimalConfig, "  endpoint:", "  request_timeout: 3s\n  endpoint:", 1) + "poll: {interval: 2s}\n", "tencent.request_timeout"},
+		{"rate limit NaN", strings.Replace(minimalConfig, "  endpoint:", "  rate_limit: .nan\n  endpoint:", 1), "tencent.rate_limit"},
+		{"rate limit infinite", strings.Replace(minimalConfig, "  endpoint:", "  rate_limit: .inf\n  endpoint:", 1), "tencent.rate_limit"},
+		{"rate limit tiny", strings.Replace(minimalConfig, "  endpoint:", "  rate_limit: 0.001\n  endpoint:", 1), "tencent.rate_limit"},
+		{"kafka negative write_timeout", base("  - type: kafka\n    brokers: [\"h:1\"]\n    topic: t\n    write_timeout: -1s\n"), "sinks[0].write_timeout"},
+		{"nats negative publish_timeout", base("  - type: nats\n    url: [\"nats://h:1\"]\n    publish_timeout: -1s\n"), "sinks[0].publish_timeout"},
+		{"nats two auth kinds", base("  - type: nats\n    url: [\"nats://h:1\"]\n    user: u\n    password: p\n    token: t\n"), "sinks[0].token"},
+		{"tls ca not PEM", base("  - type: nats\n    url: [\"nats://h:1\"]\n    tls: {ca: " + notPEM + "}\n"), "sinks[0].tls.ca"},
 		{"bad driver", minimalConfig + "state: {driver: redis}\n", "state.driver"},
 		{"no sinks", strings.Replace(minimalConfig, "sinks:\n  - type: stdout\n", "", 1), "sinks"},
 		{"bad sink type", base("  - type: carrier-pigeon\n"), "sinks[0].type"},

@@ -50,8 +50,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *groups < 1 || *members < 0 || *interval < 100*time.Millisecond || *churn <= 0 {
-		return usageError{"demo: need --groups >= 1, --members >= 0, --interval >= 100ms, --churn > 0"}
+	if *groups < 1 || *members < 0 || *interval < 100*time.Millisecond || *churn <= 0 || *duration < 0 {
+		return usageError{"demo: need --groups >= 1, --members >= 0, --interval >= 100ms, --churn > 0, --duration >= 0"}
 	}
 	logger, err := newLogger(*logFormat, *logLevel, stderr)
 	if err != nil {

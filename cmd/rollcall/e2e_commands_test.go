@@ -488,3 +488,13 @@ func TestCommandDemoInterrupt(t *testing.T) {
 		t.Fatalf("demo exit %d after Ctrl-C; stderr:\n%s", code, p.stderr.String())
 	}
 }
+
+func TestCommandDemoBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--duration", "-1s"}, {"--groups", "0"}, {"--interval", "1ms"}} {
+		r := runCLI(t, "", nil, append([]string{"demo"}, args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, strings.TrimPrefix(args[0], "--")) {
+			t.Errorf("demo %v: exit %d, want %d naming the flag\n%s", args, r.code, exitUsage, r.stderr)
+		}
+	}
+}
