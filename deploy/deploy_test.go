@@ -55,6 +55,7 @@ var knownMetrics = map[string]metricInfo{
 	"rollcall_snapshot_members":             {histogram: true},
 	"rollcall_snapshots_truncated_total":    {},
 	"rollcall_members_tracked":              {},
+	"rollcall_members_out_of_view":          {},
 	"rollcall_events_total": {labels: []string{"type", "reason"}, values: map[string][]string{
 		"type":   {"joined", "left", "dismissed"},
 		"reason": {"joined", "baseline", "rejoined", "left", "group_dismissed"},

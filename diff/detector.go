@@ -77,7 +77,7 @@ type Detector struct {
 // group is the Detector's in-process bookkeeping for one group.
 type group struct {
 	mu       sync.Mutex // serialises load-diff-publish-save
-	tracked  int        // len(Members) last committed by this process, for the gauge
+	counts   counts     // members last committed or loaded, for the gauges
 	warned30 bool
 }
 
@@ -270,8 +270,9 @@ func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
 		d.metrics.commitFailed()
 		return fmt.Errorf("save state of %s: %w", next.GroupID, err)
 	}
-	d.metrics.committed(len(next.Members) - g.tracked)
-	g.tracked = len(next.Members)
+	c := countOf(next)
+	d.metrics.committed(c.minus(g.counts))
+	g.counts = c
 	return nil
 }
 
@@ -287,11 +288,8 @@ func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("load state of %s: %w", groupID, err)
 	}
-	n := 0
-	if s != nil {
-		n = len(s.Members)
-	}
-	d.metrics.track(n - g.tracked)
-	g.tracked = n
+	c := countOf(s)
+	d.metrics.track(c.minus(g.counts))
+	g.counts = c
 	return s != nil && s.Dismissed, nil
 }

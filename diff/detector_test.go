@@ -368,3 +368,41 @@ func TestDetectorConfirmsDepartures(t *testing.T) {
 		})
 	}
 }
+
+// TestDetectorOutOfViewGauge: members that slide below a capped list's
+// window are counted in rollcall_members_out_of_view until a complete
+// snapshot shows them gone.
+func TestDetectorOutOfViewGauge(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: diff.NewMemoryStore(), Publisher: &difftest.Publisher{},
+		Metrics: diff.NewMetrics(reg), Diff: diff.Options{SDKAppID: 1, MemberCap: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := func(a string, jt int64) schema.Member { return schema.Member{Account: a, JoinTime: jt} }
+	snaps := []struct {
+		members      []schema.Member
+		tracked, oov float64
+	}{
+		{[]schema.Member{m("a", 1), m("b", 2), m("c", 3)}, 3, 0},
+		{[]schema.Member{m("c", 3), m("d", 4), m("e", 5)}, 5, 2}, // a and b slid out of view
+		{[]schema.Member{m("e", 5)}, 1, 0},                       // complete: a to d left
+	}
+	for i, s := range snaps {
+		if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(i) * time.Minute), Members: s.members}); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`
+# HELP rollcall_members_out_of_view Members in stored state that slid below a capped list's window and were not seen since, summed over the configured groups. Growing without bound in a group that stays at the cap: consider poll.confirm_departures.
+# TYPE rollcall_members_out_of_view gauge
+rollcall_members_out_of_view %v
+# HELP rollcall_members_tracked Members in stored state (including members out of view), summed over the configured groups.
+# TYPE rollcall_members_tracked gauge
+rollcall_members_tracked %v
+`, s.oov, s.tracked)
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rollcall_members_out_of_view", "rollcall_members_tracked"); err != nil {
+			t.Errorf("after snapshot %d: %v", i, err)
+		}
+	}
+}

@@ -13,6 +13,7 @@ type Metrics struct {
 	truncated       prometheus.Counter
 	snapshotMembers prometheus.Histogram
 	tracked         prometheus.Gauge
+	outOfView       prometheus.Gauge
 	commits         prometheus.Counter
 	commitFailures  prometheus.Counter
 }
@@ -46,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rollcall_members_tracked",
 			Help: "Members in stored state (including members out of view), summed over the configured groups.",
 		}),
+		outOfView: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_members_out_of_view",
+			Help: "Members in stored state that slid below a capped list's window and were not seen since, summed over the configured groups. Growing without bound in a group that stays at the cap: consider poll.confirm_departures.",
+		}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rollcall_state_commits_total",
 			Help: "Snapshots committed: events published and state saved.",
@@ -63,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.events.WithLabelValues(p[0], p[1])
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.truncated, m.snapshotMembers, m.tracked, m.commits, m.commitFailures)
+		reg.MustRegister(m.events, m.truncated, m.snapshotMembers, m.tracked, m.outOfView, m.commits, m.commitFailures)
 	}
 	return m
 }
@@ -87,19 +92,40 @@ func (m *Metrics) published(events []schema.Event) {
 	}
 }
 
-func (m *Metrics) committed(trackedDelta int) {
+func (m *Metrics) committed(delta counts) {
 	if m == nil {
 		return
 	}
 	m.commits.Inc()
-	m.tracked.Add(float64(trackedDelta))
+	m.track(delta)
 }
 
-func (m *Metrics) track(delta int) {
+func (m *Metrics) track(delta counts) {
 	if m == nil {
 		return
 	}
-	m.tracked.Add(float64(delta))
+	m.tracked.Add(float64(delta.tracked))
+	m.outOfView.Add(float64(delta.outOfView))
+}
+
+// counts are a group's stored members, for the gauges.
+type counts struct{ tracked, outOfView int }
+
+func countOf(s *State) counts {
+	if s == nil {
+		return counts{}
+	}
+	c := counts{tracked: len(s.Members)}
+	for _, m := range s.Members {
+		if m.OutOfView {
+			c.outOfView++
+		}
+	}
+	return c
+}
+
+func (c counts) minus(o counts) counts {
+	return counts{c.tracked - o.tracked, c.outOfView - o.outOfView}
 }
 
 func (m *Metrics) commitFailed() {
