@@ -340,6 +340,9 @@ func TestE2EOpsHealthAndMetrics(t *testing.T) {
 	if v := d.metric("rollcall_sink_events_published_total", "sink", "nats"); v != 3 {
 		t.Errorf(`rollcall_sink_events_published_total{sink="nats"} = %v, want 3`, v)
 	}
+	if v := d.metric("rollcall_nats_connected", "sink", "nats"); v != 1 {
+		t.Errorf(`rollcall_nats_connected{sink="nats"} = %v, want 1`, v)
+	}
 	if v := d.metric("rollcall_groups_polled"); v != 2 {
 		t.Errorf("rollcall_groups_polled = %v, want 2", v)
 	}

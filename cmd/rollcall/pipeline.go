@@ -180,7 +180,7 @@ func buildSink(ctx context.Context, sc *SinkConfig, m *metricsSet, stdout io.Wri
 			Stream:    nats.StreamOptions{Name: sc.Stream.Name, Create: sc.Stream.Create},
 			CredsFile: sc.CredsFile, NKeyFile: sc.NKeyFile, User: sc.User,
 			Password: string(sc.Password), Token: string(sc.Token),
-			TLS: sc.TLS, PublishTimeout: sc.PublishTimeout, Metrics: m.nats, Logger: l,
+			TLS: sc.TLS, PublishTimeout: sc.PublishTimeout, Metrics: m.nats.For(sc.DisplayName()), Logger: l,
 		}
 		n, err := nats.New(ctx, o)
 		if err != nil {

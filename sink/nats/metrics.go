@@ -2,9 +2,13 @@ package nats
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics are the NATS-specific sink metrics; publish counts and latency
-// are recorded by whatever drives the sink. A nil *Metrics records
-// nothing.
+// Metrics are the NATS-specific sink metrics, labelled by sink name;
+// publish counts and latency are recorded by whatever drives the sink. A
+// nil *Metrics records nothing.
+//
+// NewMetrics returns the family; For returns the series of one sink, which
+// is what Options.Metrics takes (a family passed as it is records under
+// sink="nats").
 type Metrics struct {
 	// Connected is 1 while the client is connected to a server.
 	Connected prometheus.Gauge
@@ -15,31 +19,54 @@ type Metrics struct {
 	// DuplicateAcks counts JetStream acks reporting that the stream
 	// already held the message (a re-published batch).
 	DuplicateAcks prometheus.Counter
+
+	connected                           *prometheus.GaugeVec
+	disconnects, reconnects, duplicates *prometheus.CounterVec
 }
 
-// NewMetrics creates the metrics and registers them with reg (nil: not
-// registered).
+// NewMetrics creates the metric family and registers it with reg (nil:
+// not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		Connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_nats_connected",
-			Help: "1 while the NATS sink is connected to a server.",
-		}),
-		Disconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rollcall_nats_disconnects_total",
-			Help: "Connections to NATS the sink lost.",
-		}),
-		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rollcall_nats_reconnects_total",
-			Help: "Successful reconnects of the NATS sink.",
-		}),
-		DuplicateAcks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rollcall_nats_duplicate_acks_total",
-			Help: "JetStream acks reporting a message the stream already held (dropped by deduplication).",
-		}),
-	}
+	connected := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rollcall_nats_connected",
+		Help: "1 while the NATS sink is connected to a server.",
+	}, []string{"sink"})
+	disconnects := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rollcall_nats_disconnects_total",
+		Help: "Connections to NATS the sink lost.",
+	}, []string{"sink"})
+	reconnects := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rollcall_nats_reconnects_total",
+		Help: "Successful reconnects of the NATS sink.",
+	}, []string{"sink"})
+	duplicates := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rollcall_nats_duplicate_acks_total",
+		Help: "JetStream acks reporting a message the stream already held (dropped by deduplication).",
+	}, []string{"sink"})
 	if reg != nil {
-		reg.MustRegister(m.Connected, m.Disconnects, m.Reconnects, m.DuplicateAcks)
+		reg.MustRegister(connected, disconnects, reconnects, duplicates)
+	}
+	return &Metrics{connected: connected, disconnects: disconnects, reconnects: reconnects, duplicates: duplicates}
+}
+
+// For returns the series of the sink named name (sinks[].name, or "nats").
+func (m *Metrics) For(name string) *Metrics {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.Connected = m.connected.WithLabelValues(name)
+	c.Disconnects = m.disconnects.WithLabelValues(name)
+	c.Reconnects = m.reconnects.WithLabelValues(name)
+	c.DuplicateAcks = m.duplicates.WithLabelValues(name)
+	return &c
+}
+
+// series returns m ready to record: m itself when it is one sink's, the
+// sink="nats" series when it is the bare family.
+func (m *Metrics) series() *Metrics {
+	if m != nil && m.Connected == nil {
+		return m.For("nats")
 	}
 	return m
 }

@@ -91,7 +91,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		name:         "nats",
 		prefix:       o.SubjectPrefix,
 		timeout:      o.PublishTimeout,
-		metrics:      o.Metrics,
+		metrics:      o.Metrics.series(),
 		closed:       make(chan struct{}),
 		createStream: o.Stream.Create,
 	}

@@ -134,7 +134,7 @@ func TestCorePublishPermissionViolationFails(t *testing.T) {
 func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
 	ts := startServer(t, nil)
 	reg := prometheus.NewRegistry()
-	metrics := natssink.NewMetrics(reg)
+	metrics := natssink.NewMetrics(reg).For("nats")
 	s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Name: "RC", Create: true}, Metrics: metrics})
 	if s.Name() != "nats:jetstream:RC" {
 		t.Errorf("Name = %q", s.Name())
@@ -282,7 +282,7 @@ func TestAuth(t *testing.T) {
 func TestOutage(t *testing.T) {
 	ts := startServer(t, nil)
 	reg := prometheus.NewRegistry()
-	metrics := natssink.NewMetrics(reg)
+	metrics := natssink.NewMetrics(reg).For("nats")
 	s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}, Metrics: metrics})
 	first, second := events(20, 2, 0), events(20, 2, 100)
 	if err := s.Publish(ctxT(t, 10*time.Second), first); err != nil {
@@ -364,7 +364,7 @@ func TestNewUnreachable(t *testing.T) {
 	ts := &testServer{t: t, port: freePort(t), store: t.TempDir()}
 	t.Cleanup(ts.stop)
 	reg := prometheus.NewRegistry()
-	metrics := natssink.NewMetrics(reg)
+	metrics := natssink.NewMetrics(reg).For("nats")
 	s, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()}, JetStream: true,
 		Stream: natssink.StreamOptions{Create: true}, Metrics: metrics, Logger: zaptest.NewLogger(t)})
 	if err != nil {

@@ -55,8 +55,9 @@ type Options struct {
 	// (JetStream); default 10s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 
-	Logger  *zap.Logger `yaml:"-"`
-	Metrics *Metrics    `yaml:"-"`
+	Logger *zap.Logger `yaml:"-"`
+	// Metrics is one sink's series: NewMetrics(reg).For(name).
+	Metrics *Metrics `yaml:"-"`
 }
 
 // StreamOptions name the JetStream stream events go to.
