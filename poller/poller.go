@@ -399,6 +399,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				return
 			}
 		}
+		if n := s.Status().GroupsInFlight; n > 0 {
+			s.log.Warn("drain deadline reached: cancelling the polls still in flight; their batches stay uncommitted and go out again after a restart",
+				zap.Int("groups_in_flight", n), zap.Duration("drain_timeout", s.o.DrainTimeout))
+		}
 		cancelWork()
 	}()
 

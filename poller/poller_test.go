@@ -731,6 +731,9 @@ func TestDrain(t *testing.T) {
 			} else if f.polls(resultOK) != 0 {
 				t.Error("handler finished although its context was cancelled")
 			}
+			if n := f.logs.FilterMessageSnippet("drain deadline reached").Len(); n != map[bool]int{true: 0, false: 1}[c.wantAlive] {
+				t.Errorf("drain deadline warnings = %d", n)
+			}
 			if n := f.rec.count("a"); n != 1 {
 				t.Errorf("listed %d times, want 1: no poll after ctx ended", n)
 			}
