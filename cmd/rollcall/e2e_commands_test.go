@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -237,6 +238,25 @@ func TestCommandCheck(t *testing.T) {
 			t.Errorf("the api line does not report the group's size:\n%s", r.stdout)
 		}
 		inpNoSecret(t, r, api.Key())
+	})
+
+	t.Run("offline", func(t *testing.T) {
+		fresh := newAPI(t, tencenttest.Options{})
+		e := newEnv(t, fresh, []string{"g"}, "")
+		r := runCLI(t, fresh.Key(), nil, "check", "--offline", "--config", e.config)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "PASS  config\n") || !strings.Contains(r.stdout, "nothing was called") {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		if n := len(fresh.Requests()); n != 0 {
+			t.Errorf("check --offline made %d API calls", n)
+		}
+		if _, err := os.Stat(e.stateDir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("check --offline touched the state dir: %v", err)
+		}
+		semEdit(e, "  interval:", "  intervall:")
+		if r := runCLI(t, fresh.Key(), nil, "check", "--offline", "--config", e.config); r.code != exitUsage || !strings.Contains(r.stdout+r.stderr, "intervall") {
+			t.Errorf("invalid config: exit %d, want %d naming the key\n%s%s", r.code, exitUsage, r.stdout, r.stderr)
+		}
 	})
 
 	t.Run("wrong key", func(t *testing.T) {
