@@ -19,7 +19,7 @@ type FatalError struct {
 
 // Error names the cause.
 func (e *FatalError) Error() string {
-	return "fatal api error, stopping: " + e.Err.Error()
+	return "the API rejected the configuration: " + e.Err.Error()
 }
 
 // Unwrap returns the API error.

@@ -154,7 +154,7 @@ func (d *daemon) run(parent context.Context) error {
 	var fatal *poller.FatalError
 	switch {
 	case errors.As(runErr, &fatal):
-		d.logger.Error("stopping: the API rejected the configuration", zap.Error(fatal))
+		d.logger.Error("stopping: the API rejected the configuration", zap.String("group_id", fatal.GroupID), zap.Error(fatal.Err))
 		return &exitError{code: exitFatal, err: fatal}
 	case runErr != nil:
 		return fmt.Errorf("poll: %w", runErr)

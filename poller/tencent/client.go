@@ -324,7 +324,7 @@ func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Memb
 			return resp
 		})
 		if err != nil {
-			return nil, fmt.Errorf("get_members page %d: %w", page, err)
+			return nil, fmt.Errorf("page %d: %w", page, err) // err names get_members
 		}
 		members = append(members, resp.members...)
 		if resp.next == 0 {

@@ -84,11 +84,19 @@ func (e *APIError) Error() string {
 	default:
 		b.WriteString(": invalid response")
 	}
-	if e.Info != "" {
-		b.WriteString(": " + e.Info)
+	h := ""
+	if e.Code != 0 {
+		h = hints[e.Code]
 	}
-	if h := hints[e.Code]; h != "" && e.Code != 0 {
-		b.WriteString(" (" + h + ")")
+	switch {
+	case h != "" && e.Info != "" && strings.Contains(strings.ToLower(h), strings.ToLower(strings.TrimSpace(e.Info))):
+		b.WriteString(": " + h) // the hint says it all, and more
+	case h != "" && e.Info != "":
+		b.WriteString(": " + e.Info + " (" + h + ")")
+	case h != "":
+		b.WriteString(": " + h)
+	case e.Info != "":
+		b.WriteString(": " + e.Info)
 	}
 	return b.String()
 }
