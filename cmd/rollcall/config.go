@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent"
+	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 	"github.com/rollcall-dev/rollcall/sink"
 )
 
@@ -462,6 +463,15 @@ func (c *Config) setDefaultsAndValidate() error {
 		}
 		t.UserSig = s
 	}
+	if t.UserSig != "" {
+		key := "tencent.usersig"
+		if t.UserSigFile != "" {
+			key = "tencent.usersig_file"
+		}
+		if err := checkStaticUserSig(string(t.UserSig), t.SDKAppID, t.Identifier, time.Now()); err != nil {
+			return cfgErr(key, "%v", err)
+		}
+	}
 	if t.UserSigExpire == 0 {
 		t.UserSigExpire = defaultUserSigExpire
 	}
@@ -815,4 +825,29 @@ func regionNames() string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
+}
+
+// checkStaticUserSig rejects a configured usersig that the API would
+// refuse whatever happens: unreadable, minted for another app or
+// identifier, or already expired. Errors never quote it.
+func checkStaticUserSig(sig string, sdkappid uint64, identifier string, now time.Time) error {
+	doc, err := usersig.Decode(sig)
+	if err != nil {
+		return fmt.Errorf("not a usersig rollcall can read: %w", err)
+	}
+	switch {
+	case doc.SDKAppID != sdkappid:
+		return fmt.Errorf("minted for sdkappid %d, not tencent.sdkappid %d", doc.SDKAppID, sdkappid)
+	case doc.Identifier != identifier:
+		return fmt.Errorf("minted for identifier %q, not tencent.identifier %q", doc.Identifier, identifier)
+	}
+	if exp := staticUserSigExpiry(doc); !exp.After(now) {
+		return fmt.Errorf("expired at %s", exp.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// staticUserSigExpiry is when a decoded usersig stops being accepted.
+func staticUserSigExpiry(doc *usersig.Doc) time.Time {
+	return time.Unix(doc.Time+doc.Expire, 0)
 }

@@ -8,6 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 )
 
 const minimalConfig = `
@@ -204,6 +210,66 @@ func TestSecretNeverPrints(t *testing.T) {
 	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %s %#v", s, s, s)} {
 		if strings.Contains(out, "hunter2") {
 			t.Fatalf("secret printed: %s", out)
+		}
+	}
+}
+
+// TestStaticUserSigChecked: a configured usersig the API would refuse
+// whatever happens is a config error naming the key, before any call.
+func TestStaticUserSigChecked(t *testing.T) {
+	now := time.Now()
+	mint := func(app uint64, id string, at time.Time, expire int64) string {
+		s, err := usersig.Generate(app, id, "k", expire, at, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cfg := func(sig string) string {
+		return strings.Replace(minimalConfig, "secret_key: ${KEY}", "usersig: "+sig, 1)
+	}
+	good := mint(1400000000, "administrator", now, 86400)
+	c, err := ParseConfig([]byte(cfg(good)), env())
+	if err != nil || string(c.Tencent.UserSig) != good {
+		t.Fatalf("a valid static usersig: %v", err)
+	}
+	for name, sig := range map[string]string{
+		"expired":          mint(1400000000, "administrator", now.Add(-48*time.Hour), 86400),
+		"other app":        mint(1400000001, "administrator", now, 86400),
+		"other identifier": mint(1400000000, "someone", now, 86400),
+		"garbage":          "not-a-usersig",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(cfg(sig)), env())
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Key != "tencent.usersig" {
+				t.Fatalf("err = %v, want a tencent.usersig error", err)
+			}
+			if strings.Contains(err.Error(), sig) {
+				t.Fatalf("the usersig is in the error: %v", err)
+			}
+		})
+	}
+}
+
+func TestStaticUserSigExpiryWarning(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		life      time.Duration
+		wantLevel zapcore.Level
+	}{{48 * time.Hour, zapcore.WarnLevel}, {30 * 24 * time.Hour, zapcore.InfoLevel}} {
+		sig, err := usersig.Generate(1400000000, "administrator", "k", int64(tc.life/time.Second), now, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		core, logs := observer.New(zapcore.InfoLevel)
+		warnStaticUserSig(sig, now, zap.New(core))
+		all := logs.All()
+		if len(all) != 1 || all[0].Level != tc.wantLevel || !strings.Contains(all[0].Message, "cannot renew") {
+			t.Fatalf("usersig valid for %s: logs %v, want one %v entry", tc.life, all, tc.wantLevel)
+		}
+		if strings.Contains(fmt.Sprint(all[0].ContextMap()), sig) {
+			t.Fatal("the usersig is in the log")
 		}
 	}
 }

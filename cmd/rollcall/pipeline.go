@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -113,6 +114,9 @@ func newClient(cfg *Config, m *tencent.Metrics, hc *http.Client, logger *zap.Log
 	src, err := newUserSigSource(&cfg.Tencent, m)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Tencent.UserSig != "" {
+		warnStaticUserSig(string(cfg.Tencent.UserSig), time.Now(), logger)
 	}
 	c, err := tencent.New(tencent.Options{
 		SDKAppID:       cfg.Tencent.SDKAppID,
@@ -376,4 +380,24 @@ func lister(c *tencent.Client, mark *int64) poller.MemberLister {
 		return struct{ poller.MemberLister }{c}
 	}
 	return c
+}
+
+// staticUserSigWarning is how long before a configured usersig expires the
+// start-up warns: rollcall cannot renew it.
+const staticUserSigWarning = 7 * 24 * time.Hour
+
+// warnStaticUserSig logs when a configured usersig expires, as a warning
+// when that is soon.
+func warnStaticUserSig(sig string, now time.Time, logger *zap.Logger) {
+	doc, err := usersig.Decode(sig)
+	if err != nil {
+		return // validated with the config
+	}
+	exp := staticUserSigExpiry(doc)
+	if left := exp.Sub(now); left < staticUserSigWarning {
+		logger.Warn("the configured usersig expires soon and rollcall cannot renew it; configure tencent.secret_key instead, or replace it in time",
+			zap.Time("expires_at", exp), zap.Duration("left", left.Round(time.Minute)))
+		return
+	}
+	logger.Info("using the configured usersig; rollcall cannot renew it", zap.Time("expires_at", exp))
 }
