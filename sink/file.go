@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,8 +43,9 @@ type FileOptions struct {
 // file still being written. Restarting within an hour appends to that
 // hour's file: with Gzip as a new gzip member, which compress/gzip and
 // gunzip read as one stream. A tail left by a crash (a partial line, an
-// unterminated gzip member) is repaired before appending; only events
-// that were never acknowledged are dropped by the repair.
+// unterminated gzip member) is repaired before appending, and the newest
+// file is repaired when the sink starts even if it belongs to an earlier
+// hour; only events that were never acknowledged are dropped by a repair.
 type File struct {
 	dir  string
 	gzip bool
@@ -77,7 +79,48 @@ func NewFile(o FileOptions) (*File, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &File{dir: o.Dir, gzip: o.Gzip, now: now, log: log.Named("file")}, nil
+	f := &File{dir: o.Dir, gzip: o.Gzip, now: now, log: log.Named("file")}
+	if err := f.repairNewest(); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	return f, nil
+}
+
+// repairNewest repairs the newest file of each kind (plain, gzip) and
+// removes what an interrupted repair left: a crash can only have torn the
+// file being written last, and when rollcall comes back in a later hour
+// nothing would append to it, and so repair it, again.
+func (f *File) repairNewest() error {
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return pathError("read", f.dir, err)
+	}
+	newest := map[bool]string{} // gzip? -> name; ReadDir sorts by name, and names sort by hour
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, ".repair-"):
+			if err := os.Remove(filepath.Join(f.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return pathError("remove", filepath.Join(f.dir, name), err)
+			}
+		case !e.Type().IsRegular() || !strings.HasPrefix(name, "events-"):
+		case strings.HasSuffix(name, ".jsonl.gz"):
+			newest[true] = name
+		case strings.HasSuffix(name, ".jsonl"):
+			newest[false] = name
+		}
+	}
+	if name, ok := newest[false]; ok {
+		if err := f.repairPlain(filepath.Join(f.dir, name)); err != nil {
+			return err
+		}
+	}
+	if name, ok := newest[true]; ok {
+		if err := f.repairGzip(filepath.Join(f.dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Name implements Sink: "file:" and the directory as configured.

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -311,6 +312,59 @@ func BenchmarkFilePublish(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// TestFileRepairsAnEarlierHourAtStart: a crash at the end of one hour and
+// a restart in a later one leaves nothing appending to the torn file;
+// the sink repairs it when it starts, and removes a half-done repair.
+func TestFileRepairsAnEarlierHourAtStart(t *testing.T) {
+	acked := sinktest.Batch(0, 2)
+	var ackedLines []byte
+	for _, ev := range acked {
+		b, _ := ev.MarshalJSON()
+		ackedLines = append(append(ackedLines, b...), '\n')
+	}
+	for _, gz := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
+			dir := t.TempDir()
+			older := filepath.Join(dir, "events-2026-11-25T12.jsonl")
+			torn := filepath.Join(dir, "events-2026-11-25T13.jsonl")
+			content := append(bytes.Clone(ackedLines), `{"specversion":"1.0","id":"tor`...)
+			if gz {
+				older, torn = older+".gz", torn+".gz"
+				var buf bytes.Buffer
+				zw := gzip.NewWriter(&buf)
+				zw.Write(content[:len(ackedLines)])
+				zw.Flush()
+				zw.Write(content[len(ackedLines):])
+				zw.Flush() // no trailer
+				content = buf.Bytes()
+			}
+			if err := os.WriteFile(torn, content, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			// An older, complete file is left as it is.
+			if err := os.WriteFile(older, nil, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, ".repair-123"), []byte("x"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			s, err := sink.NewFile(sink.FileOptions{Dir: dir, Gzip: gz, Now: func() time.Time { return hour14.Add(time.Hour) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := parseLines(t, readFileBytes(t, torn, false)); len(got) != len(acked) {
+				t.Fatalf("%s holds %d whole events after the start, want %d", torn, len(got), len(acked))
+			}
+			if names := readDir(t, dir); len(names) != 2 {
+				t.Errorf("files %v, want the two event files only", names)
+			}
 		})
 	}
 }
