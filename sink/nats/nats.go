@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,7 +395,29 @@ func (s *Sink) Check(ctx context.Context) error {
 	if info.Config.Duplicates <= 0 {
 		return fmt.Errorf("stream %s: no duplicate window, re-published events would be stored twice", s.stream)
 	}
+	if !slices.ContainsFunc(info.Config.Subjects, func(f string) bool { return covers(f, s.prefix) }) {
+		return fmt.Errorf("stream %s: its subjects %v do not take every subject under %s.>, some events would be refused",
+			s.stream, info.Config.Subjects, s.prefix)
+	}
 	return nil
+}
+
+// covers reports whether the subject filter f matches every subject the
+// sink publishes: prefix, then exactly three tokens (sdkappid, group
+// token, event type).
+func covers(f, prefix string) bool {
+	ft, pt := strings.Split(f, "."), strings.Split(prefix, ".")
+	for i, tok := range ft {
+		switch {
+		case tok == ">":
+			return true
+		case i < len(pt) && (tok == "*" || tok == pt[i]):
+		case i >= len(pt) && i < len(pt)+3 && tok == "*":
+		default:
+			return false
+		}
+	}
+	return len(ft) == len(pt)+3
 }
 
 // Close drains the connection: messages still in the client's buffers are

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +208,40 @@ func TestJetStreamExistingStreamElsewhereFails(t *testing.T) {
 	}
 	if n := streamMsgs(t, js, "OTHER"); n != 0 {
 		t.Errorf("OTHER holds %d messages", n)
+	}
+	if err := s.Check(ctxT(t, 5*time.Second)); err == nil || !strings.Contains(err.Error(), "do not take every subject") {
+		t.Errorf("Check = %v, want the stream's subjects named as the problem", err)
+	}
+}
+
+// TestCheckStreamSubjects: check passes only when the stream takes every
+// subject under the prefix.
+func TestCheckStreamSubjects(t *testing.T) {
+	ts := startServer(t, nil)
+	js := ts.jetStream(t)
+	for _, tc := range []struct {
+		subjects []string
+		ok       bool
+	}{
+		{[]string{"rollcall.>"}, true},
+		{[]string{"other.>", "rollcall.*.>"}, true},
+		{[]string{"rollcall.*.*.*"}, true}, // the sink's subjects have exactly four tokens
+		{[]string{"rollcall.*.*"}, false},
+		{[]string{"rollcall.*.*.joined"}, false}, // joins only
+		{[]string{"rollcall.1400000000.>"}, false},
+		{[]string{"rollcall"}, false},
+	} {
+		name := "S" + strconv.Itoa(len(tc.subjects)) + strings.NewReplacer(".", "_", "*", "s", ">", "g").Replace(strings.Join(tc.subjects, "_"))
+		if _, err := js.CreateStream(ctxT(t, 5*time.Second), jetstream.StreamConfig{Name: name, Subjects: tc.subjects, Duplicates: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Name: name}})
+		if err := s.Check(ctxT(t, 5*time.Second)); (err == nil) != tc.ok {
+			t.Errorf("stream subjects %v: Check = %v, want ok=%v", tc.subjects, err, tc.ok)
+		}
+		if err := js.DeleteStream(ctxT(t, 5*time.Second), name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
