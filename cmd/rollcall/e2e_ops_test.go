@@ -626,22 +626,28 @@ func TestE2EOpsFatalWrongKey(t *testing.T) {
 	}
 }
 
-// TestE2EOpsReadyzWhenEveryGroupFails: an API that fails every listing
-// (10002, transient) keeps the daemon alive but not ready; readiness
-// returns once listings succeed again.
-func TestE2EOpsReadyzWhenEveryGroupFails(t *testing.T) {
+// opsEnvFailingWith is a daemon config over two groups whose every
+// get_members call fails with the ErrorCode code.
+func opsEnvFailingWith(t *testing.T, code int) (*tencenttest.Server, *e2eEnv) {
+	t.Helper()
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#f1", "@TGS#f2"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	api.AddGroup(groups[1], member("bob", 1795600010))
-	api.InjectFault(tencenttest.Fault{Command: "get_members", Kind: tencenttest.FaultErrorCode, Code: 10002})
+	api.InjectFault(tencenttest.Fault{Command: "get_members", Kind: tencenttest.FaultErrorCode, Code: code})
 	e := newEnv(t, api, groups, "")
 	e.writeDaemonConfig(groups, "")
+	return api, e
+}
+
+// TestE2EOpsReadyzWhenEveryGroupFails: an API that fails every listing
+// (10002, transient) keeps the daemon alive but not ready; readiness
+// returns once listings succeed again.
+func TestE2EOpsReadyzWhenEveryGroupFails(t *testing.T) {
+	api, e := opsEnvFailingWith(t, 10002)
 	d := startOpsDaemon(t, e, api.Key())
-	var body string
 	opsEventually(t, 20*time.Second, "/readyz 503 naming the failing listings", func() bool {
-		var code int
-		code, body = d.get("/readyz")
+		code, body := d.get("/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "no group listed successfully")
 	})
 	api.ClearFaults()
@@ -655,13 +661,7 @@ func TestE2EOpsReadyzWhenEveryGroupFails(t *testing.T) {
 // TestE2EOpsNoPermissionOnEveryGroup: 10007 on every group is the
 // identifier's permission, a configuration error: exit 3 naming it.
 func TestE2EOpsNoPermissionOnEveryGroup(t *testing.T) {
-	api := newAPI(t, tencenttest.Options{})
-	groups := []string{"@TGS#p1", "@TGS#p2"}
-	api.AddGroup(groups[0], member("alice", 1795600000))
-	api.AddGroup(groups[1], member("bob", 1795600010))
-	api.InjectFault(tencenttest.Fault{Command: "get_members", Kind: tencenttest.FaultErrorCode, Code: 10007})
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, "")
+	api, e := opsEnvFailingWith(t, 10007)
 	p := startProc(t, api.Key(), "run", "--config", e.config)
 	if code := p.wait(t, 30*time.Second); code != exitFatal {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFatal, p.stderr.String())
