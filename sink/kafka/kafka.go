@@ -56,6 +56,10 @@ type Sink struct {
 	metrics *Metrics
 	now     func() time.Time
 
+	// needTopic is set while create_topic could not reach a broker: the
+	// next Publish tries again first.
+	needTopic atomic.Bool
+
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -64,7 +68,9 @@ type Sink struct {
 
 // New validates o, loads the TLS files, creates the topic when
 // o.CreateTopic is set, and returns a Sink. Without CreateTopic it does no
-// network I/O: connections are opened by the first Publish.
+// network I/O: connections are opened by the first Publish. When no broker
+// answers the topic creation, New still succeeds and the first Publish
+// creates the topic; a broker refusing it is an error.
 func New(ctx context.Context, o Options) (*Sink, error) {
 	if err := Validate(o); err != nil {
 		return nil, err
@@ -95,7 +101,13 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	if o.CreateTopic != nil {
 		if err := s.createTopic(ctx); err != nil {
-			return nil, err
+			var ke kafka.Error
+			if errors.As(err, &ke) && !ke.Temporary() && ke != kafka.BrokerNotAvailable {
+				return nil, err // a broker refused it: a configuration error
+			}
+			// No broker answered: start anyway, like without create_topic.
+			s.log.Warn("cannot create the topic now; trying again before the first publish", zap.Error(err))
+			s.needTopic.Store(true)
 		}
 	}
 	s.tr = s.transport()
@@ -196,6 +208,12 @@ func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", s.name, err)
+	}
+	if s.needTopic.Load() {
+		if err := s.createTopic(ctx); err != nil {
+			return fmt.Errorf("publish to %s: %w", s.name, err)
+		}
+		s.needTopic.Store(false)
 	}
 	msgs := make([]kafka.Message, len(events))
 	for i, e := range events {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/schema/schematest"
@@ -494,4 +496,59 @@ func chunks(s *Sink, msgs []kafkaMessage) []int {
 		start = end
 	}
 	return out
+}
+
+// TestCreateTopicWhileBrokerDown: with create_topic and no broker
+// answering, New still succeeds; once the broker is up, Publish creates
+// the topic (with the configured partitions) and writes.
+func TestCreateTopicWhileBrokerDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s, err := New(context.Background(), Options{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Topic: "later",
+		WriteTimeout: time.Second, CreateTopic: &CreateTopicOptions{Partitions: 2, ReplicationFactor: 1}, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatalf("New with the broker down: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	evs := groupEvents("@TGS#later", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	err = s.Publish(ctx, evs)
+	cancel()
+	if err == nil {
+		t.Fatal("Publish with the broker down succeeded")
+	}
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port))
+	if err != nil {
+		t.Fatalf("start kfake on %d: %v", port, err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Publish(ctx, evs); err != nil {
+		t.Fatalf("Publish once the broker is up: %v", err)
+	}
+	topic, err := s.topicMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topic.Partitions) != 2 {
+		t.Errorf("created %d partitions, want 2", len(topic.Partitions))
+	}
+	readRecords(t, c.ListenAddrs(), "later", len(evs))
+}
+
+// TestCreateTopicRefused: a broker refusing the topic (more replicas than
+// brokers) is a configuration error at New.
+func TestCreateTopicRefused(t *testing.T) {
+	c := newCluster(t)
+	_, err := New(context.Background(), Options{Brokers: c.ListenAddrs(), Topic: "t", WriteTimeout: 2 * time.Second,
+		CreateTopic: &CreateTopicOptions{Partitions: 1, ReplicationFactor: 3}, Logger: zaptest.NewLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "create topic t") {
+		t.Fatalf("New = %v, want the broker's refusal", err)
+	}
 }
