@@ -378,15 +378,12 @@ const CheckMembersBatch = 100
 
 type checkMembersResponse struct {
 	status
-	MemberAccount *[]string `json:"Member_Account"`
+	// An OK answer with Member_Account null or left out lists nobody: a
+	// server encoding an empty list that way means "none of them".
+	MemberAccount []string `json:"Member_Account"`
 }
 
-func (r *checkMembersResponse) validate() error {
-	if r.MemberAccount == nil {
-		return errors.New("no Member_Account")
-	}
-	return nil
-}
+func (r *checkMembersResponse) validate() error { return nil }
 
 // CheckMembers returns which of accounts are members of the group now
 // (check_members). Unlike get_members it is not limited to the latest
@@ -411,7 +408,7 @@ func (c *Client) CheckMembers(ctx context.Context, groupID string, accounts []st
 		if err != nil {
 			return nil, fmt.Errorf("check members of %s: %w", groupID, err)
 		}
-		present = append(present, *resp.MemberAccount...)
+		present = append(present, resp.MemberAccount...)
 	}
 	return present, nil
 }

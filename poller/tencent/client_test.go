@@ -887,3 +887,26 @@ func BenchmarkListMembers1000(b *testing.B) {
 		}
 	}
 }
+
+// TestCheckMembersEmptyAnswer: an OK check_members answer whose
+// Member_Account is null or left out means none of the accounts is in the
+// group (a server encoding an empty list that way), not a bad response.
+func TestCheckMembersEmptyAnswer(t *testing.T) {
+	for name, body := range map[string]string{
+		"empty":  `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","Member_Account":[]}`,
+		"null":   `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","Member_Account":null}`,
+		"absent": `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeAPI(t, always(200, body))
+			c := newTestClient(t, f.srv.URL, nil)
+			present, err := c.CheckMembers(context.Background(), "g", []string{"a", "b"})
+			if err != nil || len(present) != 0 {
+				t.Fatalf("CheckMembers = %v, %v; want none present", present, err)
+			}
+			if n := len(f.requests()); n != 1 {
+				t.Errorf("%d requests, want 1 (no retries)", n)
+			}
+		})
+	}
+}
