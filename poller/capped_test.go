@@ -50,6 +50,13 @@ func TestCappedAt30IsRecognised(t *testing.T) {
 		{"count unavailable", countingLister{n: 30, err: errors.New("10003")}, 1000, true, 2, 0},
 		{"29 listed: no count needed", countingLister{n: 29, online: 45}, 1000, false, 0, 0},
 		{"member_cap 30 already: no count needed", countingLister{n: 30, online: 45}, 30, false, 0, 0},
+		// Joins while the list was paged pushed members out of the window:
+		// fewer than the cap came back, but the group is over it.
+		{"995 listed, 1100 online: shifted under the cap", countingLister{n: 995, online: 1100}, 1000, true, 2, 0},
+		{"995 listed, 995 online: complete", countingLister{n: 995, online: 995}, 1000, false, 2, 0},
+		{"995 listed, count unavailable", countingLister{n: 995, err: errors.New("10002")}, 1000, true, 2, 0},
+		{"800 listed: far from the cap", countingLister{n: 800, online: 1100}, 1000, false, 0, 0},
+		{"1000 listed: truncated by length", countingLister{n: 1000, online: 1100}, 1000, false, 0, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

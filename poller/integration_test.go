@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
@@ -97,5 +101,56 @@ func TestFakeAPIWrongKeyIsFatal(t *testing.T) {
 	}
 	if len(f.rec.handled("@TGS#a")) != 0 {
 		t.Error("handler called after an auth failure")
+	}
+}
+
+// TestListShiftedUnderTheCap: in a group over the 1,000 cap, a member who
+// joins while the list is paged pushes the oldest out of the window, so
+// 999 come back. The online count shows the group is over the cap: the
+// snapshot is capped, and the diff reports no one as left.
+func TestListShiftedUnderTheCap(t *testing.T) {
+	fake := tencenttest.NewHandler(tencenttest.Options{})
+	var ms []schema.Member
+	for i := range 1100 {
+		ms = append(ms, schema.Member{Account: fmt.Sprintf("u%04d", i), JoinTime: int64(1700000000 + i)})
+	}
+	fake.AddGroup("g", ms...)
+	var joinOnPage2 atomic.Bool
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/get_members") && joinOnPage2.Load() && calls.Add(1) == 2 {
+			fake.Join("g", schema.Member{Account: "newbie", JoinTime: 1700009999})
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	sig, err := fake.UserSig(tencenttest.DefaultAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tencent.New(tencent.Options{SDKAppID: fake.SDKAppID(), Identifier: tencenttest.DefaultAdmin,
+		Sig: usersig.Static(sig), Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, Options{SDKAppID: fake.SDKAppID(), Groups: []string{"g"}, MemberCap: 1000}, nil)
+	f.s.lister = c
+	for range 2 {
+		if err := f.s.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		joinOnPage2.Store(true)
+	}
+	snaps := f.rec.handled("g")
+	if len(snaps) != 2 || len(snaps[0].Members) != 1000 || len(snaps[1].Members) != 999 || !snaps[1].Capped {
+		t.Fatalf("snapshots: %d members then %d (capped %v); want 1000, then 999 capped",
+			len(snaps[0].Members), len(snaps[1].Members), snaps[1].Capped)
+	}
+	_, st := diff.Diff(nil, snaps[0], diff.Options{MemberCap: 1000})
+	events, _ := diff.Diff(st, snaps[1], diff.Options{MemberCap: 1000})
+	for _, e := range events {
+		if e.Type == schema.TypeMemberLeft {
+			t.Errorf("false left event: %s", e.Subject)
+		}
 	}
 }

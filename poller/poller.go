@@ -713,26 +713,43 @@ func (s *Scheduler) deny(id string, denied bool) bool {
 	return true
 }
 
-// capped reports whether a listing of n members was cut by the silent
-// 30-member cap: exactly 30 listed while the online count says more. When
-// the count fails it answers true: a capped snapshot only keeps unlisted
-// members out of view (their leave waits for a later snapshot), while
-// taking a cut list at face value would report them all as left.
+// capped reports whether a listing of n members was cut by a cap without
+// reaching it, which the length alone cannot tell:
+//   - the silent 30-member cap (no online-member-list feature): exactly 30
+//     listed while the online count says more;
+//   - the 1,000 cap with a list that shifted while it was paged (members
+//     joining between page requests push the oldest out of the window, so
+//     fewer than the cap come back): a listing just under the cap while the
+//     online count is at or above it.
+//
+// When the count fails it answers true: a capped snapshot only keeps
+// unlisted members out of view (their leave waits for a later snapshot),
+// while taking a cut list at face value would report them all as left.
 func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
 	oc, ok := s.lister.(OnlineCounter)
 	s.mu.Lock()
 	memberCap := s.o.MemberCap
 	s.mu.Unlock()
-	if !ok || n != featureCap || memberCap <= featureCap {
+	if !ok || memberCap <= 0 || n >= memberCap {
+		return false // no check configured, or already truncated by length
+	}
+	thirty := n == featureCap && memberCap > featureCap
+	nearCap := memberCap > featureCap && n >= memberCap-capSlack(memberCap) // a paged list
+	if !thirty && !nearCap {
 		return false
 	}
 	online, err := oc.OnlineMemberNum(ctx, id)
 	if err != nil {
-		s.log.Warn("online member count unavailable for a list of exactly 30; treating the list as possibly capped",
-			zap.String("group_id", id), zap.Error(err))
+		s.log.Warn("online member count unavailable for a list near a cap; treating the list as possibly capped",
+			zap.String("group_id", id), zap.Int("listed", n), zap.Error(err))
 		return true
 	}
-	if online <= n {
+	if nearCap && online >= memberCap {
+		s.log.Debug("listing shifted under the member cap while paged; treating it as capped",
+			zap.String("group_id", id), zap.Int("listed", n), zap.Int("online", online))
+		return true
+	}
+	if !thirty || online <= n {
 		return false
 	}
 	s.mu.Lock()
@@ -748,6 +765,10 @@ func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
 	}
 	return true
 }
+
+// capSlack is how far under the member cap a listing may fall because the
+// list shifted while it was paged: a tenth of the cap (100 of 1,000).
+func capSlack(memberCap int) int { return max(memberCap/10, 1) }
 
 func (s *Scheduler) recordLag(lag time.Duration) {
 	if lag < 0 {
