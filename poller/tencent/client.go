@@ -152,6 +152,10 @@ type Client struct {
 	restoreAt time.Time
 	// coolUntil holds every call back after a 70050 lockout.
 	coolUntil time.Time
+	// lockedAt is when the current 70050 lockout began, zero once a call
+	// succeeds: a 70050 after the cool-down, with a fresh usersig, means
+	// the usersig is wrong, not unlucky.
+	lockedAt time.Time
 }
 
 // New validates o and returns a Client. It does no I/O.
@@ -476,7 +480,12 @@ func (c *Client) call(ctx context.Context, command, service, groupID string, bod
 			case KindTransient:
 				return err
 			case KindRateLimited:
-				c.slowDown(ae.Code)
+				if c.slowDown(ae.Code) {
+					// 70050 again after the cool-down: as for any auth code
+					// that a fresh usersig did not fix, a configuration error.
+					ae.Kind = KindFatalConfig
+					return backoff.Permanent(ae)
+				}
 				return err
 			case KindAuth:
 				c.sig.Invalidate()
@@ -507,6 +516,11 @@ func (c *Client) call(ctx context.Context, command, service, groupID string, bod
 	}
 	b := backoff.WithContext(&deadlineBackOff{BackOff: c.newBackoff(), ctx: ctx}, ctx)
 	err = backoff.RetryNotify(op, b, notify)
+	if err == nil {
+		c.mu.Lock()
+		c.lockedAt = time.Time{}
+		c.mu.Unlock()
+	}
 	if err != nil && lastErr != nil && err != lastErr && !errors.Is(err, lastErr) {
 		// The context or the deadline ended the retries: keep the reason
 		// the call was failing, which is what an operator needs.
@@ -667,8 +681,9 @@ func (c *Client) wait(ctx context.Context) error {
 // slowDown halves the rate for a minute after Tencent said the app calls
 // too fast; repeated complaints extend the minute rather than halving
 // again, so one burst cannot throttle the poller to a crawl. code 70050
-// also holds every call back for a minute.
-func (c *Client) slowDown(code int) {
+// also holds every call back for a minute; it reports true when 70050
+// comes again after that minute, with no call succeeding in between.
+func (c *Client) slowDown(code int) (repeatedLockout bool) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -678,9 +693,19 @@ func (c *Client) slowDown(code int) {
 			zap.Int("code", code), zap.Float64("calls_per_second", float64(c.baseRate/2)))
 	}
 	c.restoreAt = now.Add(slowDownFor)
-	if code == 70050 {
-		c.coolUntil = now.Add(authCooldown)
-		c.sig.Invalidate()
-		c.log.Warn("usersig lockout (70050), pausing all calls for a minute", zap.Int("code", code))
+	if code != 70050 {
+		return false
 	}
+	switch {
+	case c.lockedAt.IsZero():
+		c.lockedAt = now
+	case !now.Before(c.lockedAt.Add(authCooldown)):
+		return true
+	default:
+		return false // another answer from the same lockout
+	}
+	c.coolUntil = now.Add(authCooldown)
+	c.sig.Invalidate()
+	c.log.Warn("usersig lockout (70050), pausing all calls for a minute", zap.Int("code", code))
+	return false
 }

@@ -910,3 +910,35 @@ func TestCheckMembersEmptyAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeated70050IsFatal: 70050 after the minute's cool-down, with a
+// fresh usersig and no success in between, is a configuration error (the
+// fact sheet's "A": regenerate and retry once, then fatal), not an
+// endless minute-by-minute retry.
+func TestRepeated70050IsFatal(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	src := &countingSource{}
+	f := newFakeAPI(t, always(200, fail(70050, "locked")))
+	c := newTestClient(t, f.srv.URL, func(o *Options) { o.Sig = src; o.Now = clk.Now })
+	c.sleep = func(ctx context.Context, d time.Duration) error { clk.Add(d); return ctx.Err() }
+	_, err := c.ListMembers(context.Background(), "g")
+	if KindOf(err) != KindFatalConfig || !strings.Contains(err.Error(), "70050") {
+		t.Fatalf("err = %v (kind %v), want a fatal 70050", err, KindOf(err))
+	}
+	if n := len(f.requests()); n != 2 {
+		t.Errorf("%d requests, want 2 (one before and one after the cool-down)", n)
+	}
+	if src.invalidated == 0 {
+		t.Error("the usersig was not renewed for the retry")
+	}
+
+	// A success in between starts over: the next 70050 is a new lockout.
+	f2 := newFakeAPI(t, sequence(fail(70050, "locked"), ok("0"), fail(70050, "locked"), ok("0")))
+	c2 := newTestClient(t, f2.srv.URL, func(o *Options) { o.Sig = &countingSource{}; o.Now = clk.Now })
+	c2.sleep = func(ctx context.Context, d time.Duration) error { clk.Add(d); return ctx.Err() }
+	for i := range 2 {
+		if _, err := c2.ListMembers(context.Background(), "g"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}
