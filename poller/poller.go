@@ -55,6 +55,14 @@ type OnlineCounter interface {
 	OnlineMemberNum(ctx context.Context, groupID string) (int, error)
 }
 
+// GroupChecker is implemented by listers that can tell whether a group
+// exists apart from listing it (get_group_info). The scheduler asks it
+// before writing a group off on a listing's 10010/10015, as the fact sheet
+// recommends; when it cannot tell, the listing's answer stands.
+type GroupChecker interface {
+	GroupExists(ctx context.Context, groupID string) (bool, error)
+}
+
 // featureCap is what get_members lists, without an error, for apps whose
 // plan or console switch lacks the online-member-list feature.
 const featureCap = 30
@@ -630,6 +638,7 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	lctx, cancel := context.WithTimeout(ctx, c.length)
 	members, err := s.lister.ListMembers(lctx, id)
 	capped := err == nil && s.capped(lctx, id, len(members))
+	stillThere := err != nil && ctx.Err() == nil && s.classify(err) == tencent.KindGroupGone && s.exists(lctx, id)
 	cancel()
 	<-s.sem
 
@@ -647,6 +656,12 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 			s.finish(id, c, resultFailed, -1)
 			return err
 		case tencent.KindGroupGone:
+			if stillThere {
+				s.log.Warn("get_members says the group is gone but get_group_info finds it; not writing it off, trying again next cycle",
+					zap.String("group_id", id), zap.Error(err))
+				s.finish(id, c, resultFailed, -1)
+				return fmt.Errorf("list members of %s: %w", id, err)
+			}
 			snap = schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Dismissed: true}
 		default:
 			kindName, code := kindAndCode(err, kind)
@@ -688,6 +703,23 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	}
 	s.finish(id, c, resultOK, len(members))
 	return nil
+}
+
+// exists asks a GroupChecker lister whether the group get_members called
+// gone still exists. Without a checker, or when it cannot tell, the answer
+// is false: the listing's 10010/10015 stands.
+func (s *Scheduler) exists(ctx context.Context, id string) bool {
+	gc, ok := s.lister.(GroupChecker)
+	if !ok {
+		return false
+	}
+	found, err := gc.GroupExists(ctx, id)
+	if err != nil {
+		s.log.Warn("could not confirm with get_group_info that the group is gone; trusting get_members",
+			zap.String("group_id", id), zap.Error(err))
+		return false
+	}
+	return found
 }
 
 // codeNoPermission is get_members' "insufficient permission": a group of a

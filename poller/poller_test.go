@@ -942,3 +942,51 @@ func TestNoPermissionOnEveryGroupIsFatal(t *testing.T) {
 		t.Errorf("status = %+v, want the config error", st)
 	}
 }
+
+// checkingRecorder is a recorder that also answers get_group_info.
+type checkingRecorder struct {
+	*recorder
+	exists bool
+	err    error
+	asked  atomic.Int32
+}
+
+func (c *checkingRecorder) GroupExists(context.Context, string) (bool, error) {
+	c.asked.Add(1)
+	return c.exists, c.err
+}
+
+// TestGroupGoneConfirmed: a listing's 10010/10015 writes the group off only
+// when get_group_info agrees or cannot tell; a group it still finds is a
+// failed poll, tried again next cycle.
+func TestGroupGoneConfirmed(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		exists        bool
+		err           error
+		wantDismissed bool
+	}{
+		{"get_group_info agrees", false, nil, true},
+		{"get_group_info finds the group", true, nil, false},
+		{"get_group_info fails: get_members stands", false, errors.New("10002"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Options{Groups: []string{"g"}}, func(r *recorder) {
+				r.list = func(context.Context, string) ([]schema.Member, error) {
+					return nil, apiErr(10010, tencent.KindGroupGone)
+				}
+			})
+			cr := &checkingRecorder{recorder: f.rec, exists: tc.exists, err: tc.err}
+			f.s.lister = cr
+			err := f.s.RunOnce(context.Background())
+			snaps := f.rec.handled("g")
+			dismissed := len(snaps) == 1 && snaps[0].Dismissed
+			if dismissed != tc.wantDismissed || cr.asked.Load() != 1 {
+				t.Fatalf("dismissed %v (snapshots %+v, asked %d), want %v", dismissed, snaps, cr.asked.Load(), tc.wantDismissed)
+			}
+			if !tc.wantDismissed && (err == nil || len(snaps) != 0 || !slices.Equal(f.s.Groups(), []string{"g"})) {
+				t.Fatalf("RunOnce = %v, snapshots %d, groups %v: want a failed poll and the group kept", err, len(snaps), f.s.Groups())
+			}
+		})
+	}
+}

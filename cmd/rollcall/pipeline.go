@@ -373,11 +373,14 @@ func (p *pipeline) readiness() []readinessCheck {
 }
 
 // lister is what the scheduler lists with. A Mark-filtered list would be
-// compared with an online count of the whole group, so the 30-cap check
-// (poller.OnlineCounter) is hidden from the scheduler then.
+// compared with an online count of the whole group, so the cap checks
+// (poller.OnlineCounter) are hidden from the scheduler then.
 func lister(c *tencent.Client, mark *int64) poller.MemberLister {
 	if mark != nil {
-		return struct{ poller.MemberLister }{c}
+		return struct {
+			poller.MemberLister
+			poller.GroupChecker
+		}{c, c}
 	}
 	return c
 }

@@ -376,6 +376,64 @@ func (c *Client) OnlineMemberNum(ctx context.Context, groupID string) (int, erro
 	return *resp.OnlineMemberNum, nil
 }
 
+type groupInfoResponse struct {
+	status
+	GroupInfo []struct {
+		GroupID   string `json:"GroupId"`
+		ErrorCode *int   `json:"ErrorCode"`
+		ErrorInfo string `json:"ErrorInfo"`
+	} `json:"GroupInfo"`
+}
+
+func (r *groupInfoResponse) validate() error {
+	if len(r.GroupInfo) != 1 {
+		return fmt.Errorf("GroupInfo has %d entries, want 1", len(r.GroupInfo))
+	}
+	return nil
+}
+
+// GroupExists asks get_group_info whether the group exists: the second
+// opinion the fact sheet recommends before writing a group off on a
+// get_members 10010/10015. It returns false for a group get_group_info
+// reports as missing (10010/10015, per group or for the call), true when it
+// reports the group, and an error when it cannot tell.
+func (c *Client) GroupExists(ctx context.Context, groupID string) (bool, error) {
+	if groupID == "" {
+		return false, errors.New("group exists: empty group id")
+	}
+	var resp *groupInfoResponse
+	type filter struct {
+		GroupBaseInfoFilter []string `json:"GroupBaseInfoFilter"`
+	}
+	err := c.call(ctx, cmdGroupInfo, svcGroup, groupID, struct {
+		GroupIDList []string `json:"GroupIdList"`
+		// Type only: the smallest answer that still says the group exists.
+		ResponseFilter filter `json:"ResponseFilter"`
+	}{[]string{groupID}, filter{[]string{"Type"}}}, func() response {
+		resp = &groupInfoResponse{}
+		return resp
+	})
+	switch {
+	case KindOf(err) == KindGroupGone && err != nil:
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("group info of %s: %w", groupID, err)
+	}
+	g := resp.GroupInfo[0]
+	code := 0
+	if g.ErrorCode != nil {
+		code = *g.ErrorCode
+	}
+	switch {
+	case code == 0:
+		return true, nil
+	case classify(code) == KindGroupGone:
+		return false, nil
+	}
+	return false, fmt.Errorf("group info of %s: %w", groupID,
+		&APIError{Command: cmdGroupInfo, HTTPStatus: 200, Code: code, Info: redactString(g.ErrorInfo, ""), Kind: classify(code)})
+}
+
 // CheckMembersBatch is how many accounts one check_members call asks
 // about. Tencent documents no limit; this keeps each request small.
 const CheckMembersBatch = 100

@@ -590,8 +590,8 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg)
 	// Series exist before any call: one per command, code "0".
-	if n := testutil.CollectAndCount(m.Calls); n != 3 {
-		t.Fatalf("%d initial call series, want 3 (get_members, get_online_member_num, check_members)", n)
+	if n := testutil.CollectAndCount(m.Calls); n != 4 {
+		t.Fatalf("%d initial call series, want 4 (get_members, get_online_member_num, check_members, get_group_info)", n)
 	}
 	if n := testutil.CollectAndCount(m.UserSigRefreshes); n != 3 {
 		t.Fatalf("%d initial refresh series, want 3", n)
@@ -940,5 +940,35 @@ func TestRepeated70050IsFatal(t *testing.T) {
 		if _, err := c2.ListMembers(context.Background(), "g"); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
+	}
+}
+
+// TestGroupExistsAnswers: get_group_info's per-group ErrorCode decides;
+// an answer it cannot read, or another code, is an error (the caller then
+// trusts get_members).
+func TestGroupExistsAnswers(t *testing.T) {
+	for name, tc := range map[string]struct {
+		body    string
+		want    bool
+		wantErr bool
+	}{
+		"live":             {`{"ActionStatus":"OK","ErrorCode":0,"GroupInfo":[{"GroupId":"g","ErrorCode":0,"Type":"AVChatRoom"}]}`, true, false},
+		"dismissed":        {`{"ActionStatus":"OK","ErrorCode":0,"GroupInfo":[{"GroupId":"g","ErrorCode":10010,"ErrorInfo":"dismissed"}]}`, false, false},
+		"unknown":          {`{"ActionStatus":"OK","ErrorCode":0,"GroupInfo":[{"GroupId":"g","ErrorCode":10015}]}`, false, false},
+		"call-level 10015": {fail(10015, "no group"), false, false},
+		"no permission":    {`{"ActionStatus":"OK","ErrorCode":0,"GroupInfo":[{"GroupId":"g","ErrorCode":10007}]}`, false, true},
+		"no GroupInfo":     {`{"ActionStatus":"OK","ErrorCode":0}`, false, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeAPI(t, always(200, tc.body))
+			c := newTestClient(t, f.srv.URL, func(o *Options) { o.Backoff = retries(0) })
+			got, err := c.GroupExists(context.Background(), "g")
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Fatalf("GroupExists = %v, %v; want %v (error %v)", got, err, tc.want, tc.wantErr)
+			}
+			if r := f.requests()[0]; r.Path != "/v4/group_open_http_svc/get_group_info" || !strings.Contains(r.Body, `"GroupIdList":["g"]`) {
+				t.Errorf("request %s %s", r.Path, r.Body)
+			}
+		})
 	}
 }

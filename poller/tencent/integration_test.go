@@ -3,6 +3,7 @@ package tencent_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"reflect"
 	"testing"
 	"time"
@@ -184,5 +185,27 @@ func TestAgainstFakeAPICheckMembers(t *testing.T) {
 	s.Dismiss("@TGS#big")
 	if _, err := c.CheckMembers(context.Background(), "@TGS#big", ask[:1]); tencent.KindOf(err) != tencent.KindGroupGone {
 		t.Fatalf("dismissed group: err %v (kind %v), want group gone", err, tencent.KindOf(err))
+	}
+}
+
+// get_group_info tells a live group from a dismissed or unknown one, each
+// with its own ErrorCode.
+func TestAgainstFakeAPIGroupExists(t *testing.T) {
+	s := tencenttest.NewServer(tencenttest.Options{})
+	defer s.Close()
+	s.AddGroup("@TGS#live", members(2)...)
+	s.AddGroup("@TGS#gone", members(2)...)
+	s.Dismiss("@TGS#gone")
+	c := newAgainst(t, s, nil)
+	for id, want := range map[string]bool{"@TGS#live": true, "@TGS#gone": false, "@TGS#never": false} {
+		got, err := c.GroupExists(context.Background(), id)
+		if err != nil || got != want {
+			t.Errorf("GroupExists(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+	reqs := s.Requests()
+	last := reqs[len(reqs)-1]
+	if last.Command != "get_group_info" || !strings.Contains(string(last.Body), `"GroupIdList":["@TGS#never"]`) {
+		t.Errorf("request %s %s", last.Command, last.Body)
 	}
 }

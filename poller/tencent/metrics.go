@@ -13,6 +13,7 @@ const (
 	cmdGetMembers      = "get_members"
 	cmdOnlineMemberNum = "get_online_member_num"
 	cmdCheckMembers    = "check_members"
+	cmdGroupInfo       = "get_group_info"
 )
 
 // Metrics are the client's Prometheus metrics. A nil *Metrics records
@@ -55,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "UserSigs minted, by reason (initial, expiry, invalidated).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []string{cmdGetMembers, cmdOnlineMemberNum, cmdCheckMembers} {
+	for _, c := range []string{cmdGetMembers, cmdOnlineMemberNum, cmdCheckMembers, cmdGroupInfo} {
 		m.Calls.WithLabelValues(c, "0")
 		m.Duration.WithLabelValues(c)
 	}

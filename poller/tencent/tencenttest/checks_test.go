@@ -2,6 +2,7 @@ package tencenttest_test
 
 import (
 	"net/http"
+	"strings"
 	"net/url"
 	"testing"
 	"time"
@@ -67,6 +68,9 @@ func TestRequestChecks(t *testing.T) {
 		{name: "Mark fractional", body: `{"GroupId":"g1","Timestamp":0,"Mark":1.5}`, want: 10004},
 		{name: "unknown group", body: `{"GroupId":"nope","Timestamp":0}`, want: 10015},
 		{name: "dismissed group", body: `{"GroupId":"gone","Timestamp":0}`, want: 10010},
+		{name: "group info without GroupIdList", path: tencenttest.PathGetGroupInfo, body: `{"GroupId":"g1"}`, want: 10004},
+		{name: "group info with 51 ids", path: tencenttest.PathGetGroupInfo, body: `{"GroupIdList":[` + strings.Repeat(`"g1",`, 50) + `"g1"]}`, want: 10004},
+		{name: "group info", path: tencenttest.PathGetGroupInfo, body: `{"GroupIdList":["g1","gone","nope"]}`, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +89,13 @@ func TestRequestChecks(t *testing.T) {
 			r := decode(t, status, b)
 			if r.code() != tt.want {
 				t.Fatalf("ErrorCode = %d (%s), want %d", r.code(), *r.ErrorInfo, tt.want)
+			}
+			if tt.want == 0 && tt.path == tencenttest.PathGetGroupInfo {
+				if !strings.Contains(string(b), `"GroupId":"g1","ErrorCode":0`) || !strings.Contains(string(b), `"GroupId":"gone","ErrorCode":10010`) ||
+					!strings.Contains(string(b), `"GroupId":"nope","ErrorCode":10015`) {
+					t.Fatalf("group info answer %s", b)
+				}
+				return
 			}
 			if tt.want == 0 && len(r.MemberList) != 3 {
 				t.Fatalf("got %d members, want 3", len(r.MemberList))

@@ -29,6 +29,7 @@ const (
 	cmdGetMembers   = "get_members"
 	cmdCheckMembers = "check_members"
 	cmdOnlineNum    = "get_online_member_num"
+	cmdGroupInfo    = "get_group_info"
 )
 
 // Paths of the commands the server serves, relative to Server.URL.
@@ -36,12 +37,14 @@ const (
 	PathGetMembers         = svcAVChatRoom + cmdGetMembers
 	PathCheckMembers       = svcAVChatRoom + cmdCheckMembers
 	PathGetOnlineMemberNum = svcGroup + cmdOnlineNum
+	PathGetGroupInfo       = svcGroup + cmdGroupInfo
 )
 
 var routes = map[string]string{
 	PathGetMembers:         cmdGetMembers,
 	PathCheckMembers:       cmdCheckMembers,
 	PathGetOnlineMemberNum: cmdOnlineNum,
+	PathGetGroupInfo:       cmdGroupInfo,
 }
 
 // Error codes the server answers (see the API fact sheet, §3).
@@ -105,6 +108,21 @@ type checkMembersResp struct {
 	base
 	MemberAccount []string `json:"Member_Account"`
 }
+
+type groupInfo struct {
+	GroupID   string `json:"GroupId"`
+	ErrorCode int    `json:"ErrorCode"`
+	ErrorInfo string `json:"ErrorInfo"`
+	Type      string `json:"Type,omitempty"`
+}
+
+type groupInfoResp struct {
+	base
+	GroupInfo []groupInfo `json:"GroupInfo"`
+}
+
+// maxGroupInfoIDs is get_group_info's limit on GroupIdList.
+const maxGroupInfoIDs = 50
 
 // answer is what ServeHTTP sends back.
 type answer struct {
@@ -205,6 +223,12 @@ func (s *Server) serve(ctx context.Context, method string, body []byte, readErr 
 		return fail(codeJSONParse, "JSON parse error: the body must be a JSON object")
 	}
 	rec.GroupID, _ = stringField(fields, "GroupId")
+	if cmd == cmdGroupInfo {
+		var ids []string
+		if json.Unmarshal(fields["GroupIdList"], &ids) == nil && len(ids) > 0 {
+			rec.GroupID = ids[0] // for faults and the request log
+		}
+	}
 	if cmd == cmdGetMembers {
 		rec.Page = s.pageOf(fields, rec)
 	}
@@ -247,6 +271,8 @@ func (s *Server) serve(ctx context.Context, method string, body []byte, readErr 
 		a = s.onlineMemberNum(fields)
 	case cmdCheckMembers:
 		a = s.checkMembers(fields)
+	case cmdGroupInfo:
+		a = s.groupInfo(fields)
 	}
 	if faulty {
 		a.fault = f.Kind
@@ -438,6 +464,27 @@ func (s *Server) checkMembers(fields map[string]json.RawMessage) answer {
 			seen[a] = true
 			resp.MemberAccount = append(resp.MemberAccount, a)
 		}
+	}
+	return jsonAnswer(resp, 0)
+}
+
+// groupInfo answers get_group_info with each group's own ErrorCode: 0 and
+// its Type for a live group, 10010 for a dismissed one, 10015 for one that
+// never existed.
+func (s *Server) groupInfo(fields map[string]json.RawMessage) answer {
+	var ids []string
+	if err := json.Unmarshal(fields["GroupIdList"], &ids); err != nil || len(ids) == 0 || len(ids) > maxGroupInfoIDs {
+		return fail(codeBadParam, "GroupIdList must be an array of 1 to 50 group ids")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp := groupInfoResp{base: okBase}
+	for _, id := range ids {
+		gi := groupInfo{GroupID: id, Type: "AVChatRoom"}
+		if _, bad := s.lookupGroupLocked(id); bad.body != nil {
+			gi = groupInfo{GroupID: id, ErrorCode: bad.code, ErrorInfo: "group does not exist or has been dismissed"}
+		}
+		resp.GroupInfo = append(resp.GroupInfo, gi)
 	}
 	return jsonAnswer(resp, 0)
 }
