@@ -2,8 +2,8 @@ package tencenttest_test
 
 import (
 	"net/http"
-	"strings"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
