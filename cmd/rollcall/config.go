@@ -206,7 +206,7 @@ var sinkKeys = map[string][]string{
 
 // Defaults.
 const (
-	defaultRateLimit       = 200
+	defaultRateLimit       = 180 // Tencent's 200/s per API, minus headroom
 	defaultRequestTimeout  = 5 * time.Second
 	minRateLimit           = 0.1 // calls/s; below it one group's poll takes minutes
 	defaultUserSigExpire   = 7 * 24 * time.Hour
