@@ -258,3 +258,20 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestRateLimitSlidingWindow: no one-second window holds more calls than
+// the limit, also at the start (no initial burst on top of the rate).
+func TestRateLimitSlidingWindow(t *testing.T) {
+	s, clk := start(t, tencenttest.Options{RateLimit: 4})
+	s.AddGroup("g1", members(1)...)
+	accepted := 0
+	for range 20 { // 20 calls over 2s, one every 100ms
+		if getMembers(t, s, "g1", 0).code() == 0 {
+			accepted++
+		}
+		clk.Advance(100 * time.Millisecond)
+	}
+	if accepted != 8 {
+		t.Fatalf("%d calls accepted in 2s at a limit of 4/s, want 8", accepted)
+	}
+}

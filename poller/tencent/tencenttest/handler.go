@@ -302,7 +302,7 @@ func (s *Server) checkQuery(q url.Values, now time.Time) (answer, bool) {
 	if _, err := strconv.ParseUint(q.Get("random"), 10, 32); err != nil {
 		return fail(codeHTTPParse, "random must be an unsigned 32-bit integer"), true
 	}
-	if s.limiter != nil && !s.limiter.AllowN(now, 1) {
+	if s.limiter != nil && !s.limiter.allow(now) {
 		return fail(codeRateLimited, "REST API call frequency over the limit"), true
 	}
 	identifier := q.Get("identifier")

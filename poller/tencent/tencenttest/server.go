@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 	"github.com/rollcall-dev/rollcall/schema"
@@ -51,8 +50,10 @@ type Options struct {
 	// CursorBase is the smallest cursor (NextTimestamp) the server issues;
 	// default 1<<33, so a client that parses cursors as 32-bit breaks.
 	CursorBase uint64
-	// RateLimit is the app-wide budget in calls per second, with a burst
-	// of the same size; calls over it answer 60007. 0 means unlimited.
+	// RateLimit is the app-wide budget in calls per second, counted the
+	// strict way: no sliding one-second window may hold more calls (the
+	// whole part of RateLimit, at least 1); calls over it answer 60007.
+	// 0 means unlimited.
 	RateLimit float64
 	// MaxRequests is how many requests Requests keeps (the most recent);
 	// default DefaultMaxRequests.
@@ -105,7 +106,7 @@ type Server struct {
 	opts    Options
 	log     *zap.Logger
 	admins  map[string]bool
-	limiter *rate.Limiter
+	limiter *window
 	ts      *httptest.Server
 
 	mu       sync.Mutex
@@ -150,7 +151,7 @@ func NewHandler(o Options) *Server {
 		s.admins[a] = true
 	}
 	if o.RateLimit > 0 {
-		s.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), int(math.Max(1, math.Ceil(o.RateLimit))))
+		s.limiter = &window{max: max(1, int(o.RateLimit))}
 	}
 	return s
 }
@@ -462,4 +463,27 @@ func sortedAccounts(g *group) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// window counts calls in a sliding one-second window.
+type window struct {
+	mu    sync.Mutex
+	max   int
+	calls []time.Time // accepted calls of the last second, oldest first
+}
+
+// allow records a call at now and reports whether the window had room.
+func (w *window) allow(now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := 0
+	for i < len(w.calls) && now.Sub(w.calls[i]) >= time.Second {
+		i++
+	}
+	w.calls = w.calls[i:]
+	if len(w.calls) >= w.max {
+		return false
+	}
+	w.calls = append(w.calls, now)
+	return true
 }
