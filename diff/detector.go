@@ -76,10 +76,38 @@ type Detector struct {
 
 // group is the Detector's in-process bookkeeping for one group.
 type group struct {
-	mu       sync.Mutex // serialises load-diff-publish-save
-	counts   counts     // members last committed or loaded, for the gauges
+	// lock (a one-slot channel, so waiting honours a context) serialises
+	// load-diff-publish-save; a publish may retry for as long as a sink
+	// is down.
+	lock     chan struct{}
+	counts   counts // members last committed or loaded, for the gauges
 	warned30 bool
 }
+
+func (g *group) acquire(ctx context.Context) error {
+	select {
+	case g.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *group) release() { <-g.lock }
+
+// DismissedError is returned by HandleSnapshot for a group whose stored
+// state says it was dismissed but which the API lists again (its id
+// reused, or the dismissal was wrong): nothing is emitted for it. The
+// caller should stop polling it (see GroupDismissed).
+type DismissedError struct{ GroupID string }
+
+func (e *DismissedError) Error() string {
+	return "group " + e.GroupID + " is stored as dismissed; its listing is ignored (delete its state file to watch it again)"
+}
+
+// GroupDismissed marks the error for callers that cannot import diff (the
+// scheduler): the group is dismissed.
+func (e *DismissedError) GroupDismissed() bool { return true }
 
 // NewDetector checks o and returns a Detector.
 func NewDetector(o DetectorOptions) (*Detector, error) {
@@ -177,7 +205,7 @@ func (d *Detector) group(id string) *group {
 	defer d.mu.Unlock()
 	g, ok := d.groups[id]
 	if !ok {
-		g = &group{}
+		g = &group{lock: make(chan struct{}, 1)}
 		d.groups[id] = g
 	}
 	return g
@@ -197,8 +225,10 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		return errors.New("handle snapshot: no group id")
 	}
 	g := d.group(snap.GroupID)
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	if err := g.acquire(ctx); err != nil {
+		return fmt.Errorf("handle snapshot of %s: %w", snap.GroupID, err)
+	}
+	defer g.release()
 
 	prev, err := d.store.Load(ctx, snap.GroupID)
 	if err != nil {
@@ -219,6 +249,9 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 			zap.String("group_id", snap.GroupID))
 	}
 
+	if prev != nil && prev.Dismissed && !snap.Dismissed {
+		return &DismissedError{GroupID: snap.GroupID}
+	}
 	events, next := DiffConfirmed(prev, snap, opts, d.departed(ctx, prev, snap, opts))
 	if len(events) == 0 {
 		return d.commit(ctx, g, next)
@@ -282,8 +315,10 @@ func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
 // start rather than from each group's first commit.
 func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) {
 	g := d.group(groupID)
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	if err := g.acquire(ctx); err != nil {
+		return false, fmt.Errorf("state of %s: %w (a publish of the group is in progress)", groupID, err)
+	}
+	defer g.release()
 	s, err := d.store.Load(ctx, groupID)
 	if err != nil {
 		return false, fmt.Errorf("load state of %s: %w", groupID, err)

@@ -78,7 +78,9 @@ func (f MemberListerFunc) ListMembers(ctx context.Context, groupID string) ([]sc
 // Handler consumes complete snapshots (the diff detector). HandleSnapshot
 // blocks until the snapshot's events are acknowledged by every sink and the
 // state is committed, or returns an error. It is never called concurrently
-// for one group, but is called concurrently for different groups.
+// for one group, but is called concurrently for different groups. An error
+// with a method GroupDismissed() bool that returns true says the group is
+// stored as dismissed: it is no longer polled, as for a Dismissed snapshot.
 type Handler interface {
 	HandleSnapshot(ctx context.Context, snap schema.Snapshot) error
 }
@@ -687,6 +689,12 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	}
 
 	if err := s.handler.HandleSnapshot(ctx, snap); err != nil {
+		var gd interface{ GroupDismissed() bool }
+		if errors.As(err, &gd) && gd.GroupDismissed() {
+			s.log.Warn("the group is stored as dismissed but is listed again; ignoring it", zap.String("group_id", id), zap.Error(err))
+			s.finish(id, c, resultDismissed, 0)
+			return nil
+		}
 		if ctx.Err() != nil {
 			s.log.Debug("handle snapshot cancelled", zap.String("group_id", id), zap.Error(err))
 			s.finish(id, c, "", -1)

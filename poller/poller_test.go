@@ -990,3 +990,30 @@ func TestGroupGoneConfirmed(t *testing.T) {
 		})
 	}
 }
+
+type dismissedErr struct{}
+
+func (dismissedErr) Error() string        { return "stored as dismissed" }
+func (dismissedErr) GroupDismissed() bool { return true }
+
+// TestHandlerSaysDismissed: a handler error marked GroupDismissed stops the
+// group's polling like a dismissed snapshot, without failing the run.
+func TestHandlerSaysDismissed(t *testing.T) {
+	f := newFixture(t, Options{Groups: []string{"a", "b"}}, func(r *recorder) {
+		r.handle = func(_ context.Context, snap schema.Snapshot) error {
+			if snap.GroupID == "b" {
+				return fmt.Errorf("handle: %w", dismissedErr{})
+			}
+			return nil
+		}
+	})
+	if err := f.s.RunOnce(context.Background()); err != nil {
+		t.Fatalf("RunOnce = %v", err)
+	}
+	if got := f.s.Groups(); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("Groups = %v, want b no longer polled", got)
+	}
+	if st := f.s.Status(); !slices.Equal(st.Dismissed, []string{"b"}) {
+		t.Errorf("Dismissed = %v", st.Dismissed)
+	}
+}

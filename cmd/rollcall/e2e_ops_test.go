@@ -459,6 +459,23 @@ func blockedPublish(t *testing.T) (*e2eEnv, *natsBroker, *opsDaemon, map[string]
 	return e, nb, d, state
 }
 
+// TestE2EOpsSIGHUPThenSIGTERMDuringBlockedPublish: a reload while a
+// publish is stuck behind a down sink is applied, and does not stop the
+// daemon from seeing the SIGTERM that follows.
+func TestE2EOpsSIGHUPThenSIGTERMDuringBlockedPublish(t *testing.T) {
+	e, nb, d, _ := blockedPublish(t)
+	e.api.AddGroup("@TGS#new", member("carol", 1795600200))
+	e.writeDaemonConfig([]string{"@TGS#sig", "@TGS#new"}, natsDaemonSinkYAML(nb.url()))
+	d.signal(syscall.SIGHUP)
+	d.waitLog(10*time.Second, "the reload", func(l opsLog) bool {
+		return l.msg() == "configuration reloaded" && slices.Equal(l.strings("groups_added"), []string{"@TGS#new"})
+	})
+	d.signal(syscall.SIGTERM)
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGHUP then SIGTERM, want 0; stderr:\n%s", code, d.stderr.String())
+	}
+}
+
 // TestE2EOpsSIGTERMDuringBlockedPublish sends SIGTERM while a publish to
 // NATS is retrying: the daemon exits 0 after shutdown_timeout without
 // committing the unacknowledged snapshot, and a restart delivers it.

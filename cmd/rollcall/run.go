@@ -108,7 +108,23 @@ func (d *daemon) run(parent context.Context) error {
 		p.metrics.ready.Set(0)
 	}
 
-	go d.handleSignals(ctx, cancel, sigs, p)
+	// Reloads run on their own goroutine, one at a time: one that waits
+	// (for a group's state behind a publish to a down sink) must not stop
+	// the signal loop from seeing SIGTERM.
+	reloads := make(chan struct{}, 1)
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reloads:
+				d.reload(ctx, p)
+			}
+		}
+	}()
+	go d.handleSignals(ctx, cancel, sigs, reloads, cfg.ShutdownTimeout)
 
 	httpDone := make(chan error, 1)
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
@@ -133,6 +149,8 @@ func (d *daemon) run(parent context.Context) error {
 	} else {
 		runErr = p.sched.Run(ctx)
 	}
+	cancel() // --once: ends the reload goroutine too
+	<-reloadDone
 
 	// Polls and publishes have finished (or been cut off after
 	// shutdown_timeout); flush and close sinks, then the store, within what
@@ -167,7 +185,7 @@ func (d *daemon) run(parent context.Context) error {
 	return nil
 }
 
-func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, sigs <-chan os.Signal, p *pipeline) {
+func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, sigs <-chan os.Signal, reloads chan<- struct{}, shutdownTimeout time.Duration) {
 	stopping := false
 	for {
 		var sig os.Signal
@@ -182,7 +200,10 @@ func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, s
 			}
 		}
 		if sig == syscall.SIGHUP {
-			d.reload(p)
+			select {
+			case reloads <- struct{}{}:
+			default: // a reload is pending already; it reads the file anew
+			}
 			continue
 		}
 		if stopping {
@@ -194,28 +215,46 @@ func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, s
 		stopping = true
 		d.stopAt.Store(time.Now())
 		d.logger.Info("signal received: finishing in-flight polls and publishes",
-			zap.Stringer("signal", sig), zap.Duration("shutdown_timeout", d.cfg.ShutdownTimeout))
+			zap.Stringer("signal", sig), zap.Duration("shutdown_timeout", shutdownTimeout))
 		cancel()
 	}
 }
 
 // reload re-reads the configuration and applies groups and poll settings;
-// other sections need a restart and are reported, not applied.
-func (d *daemon) reload(p *pipeline) {
+// other sections need a restart and are reported, not applied. Only the
+// reload goroutine calls it, so d.cfg is its own after the start.
+func (d *daemon) reload(ctx context.Context, p *pipeline) {
 	cfg, err := LoadConfig(d.path)
 	if err != nil {
 		d.logger.Error("reload: configuration invalid; keeping the running one", zap.Error(err))
 		return
 	}
 	old := d.cfg
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	groups, err := p.activeGroups(ctx, cfg.Groups.IDs)
+	added, removed := diffStrings(old.Groups.IDs, cfg.Groups.IDs)
+	// Only added groups need their stored state read: the running ones
+	// are known, and the scheduler keeps dismissed ones out by itself.
+	fresh, err := p.activeGroups(ctx, added)
 	if err != nil {
-		d.logger.Error("reload: reading group state", zap.Error(err))
+		d.logger.Error("reload: reading the state of added groups; keeping the running configuration", zap.Error(err))
 		return
 	}
-	added, removed := diffStrings(old.Groups.IDs, cfg.Groups.IDs)
+	keep := make(map[string]bool, len(fresh))
+	for _, id := range fresh {
+		keep[id] = true
+	}
+	for _, id := range cfg.Groups.IDs {
+		if !slices.Contains(added, id) {
+			keep[id] = true
+		}
+	}
+	var groups []string
+	for _, id := range cfg.Groups.IDs {
+		if keep[id] {
+			groups = append(groups, id)
+		}
+	}
 	p.sched.SetGroups(groups)
 	// poll.interval, member_cap and baseline apply from the next cycle;
 	// concurrency sizes the scheduler's semaphore and needs a restart.

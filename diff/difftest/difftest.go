@@ -353,6 +353,71 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		}
 	})
 
+	t.Run("an interrupted dismissal goes out again, then the group stays dismissed", func(t *testing.T) {
+		st, reopen := open(t)
+		inner := &FailingStore{Store: st}
+		pub := &Publisher{}
+		d := newDetector(t, inner, pub)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
+			t.Fatal(err)
+		}
+		crash := errors.New("killed")
+		pub.Acked = func() { inner.FailSave(crash) }
+		dis := schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(1), Dismissed: true}
+		if err := d.HandleSnapshot(ctx, dis); !errors.Is(err, crash) {
+			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, crash)
+		}
+		pub.Acked = nil
+		st = reopen()
+		d = newDetector(t, st, pub)
+		// Not committed as dismissed yet: polled again, so the outbox goes out.
+		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || gone {
+			t.Fatalf("Dismissed with the dismissal in the outbox = %v, %v; want false", gone, err)
+		}
+		// The API lists the group again (its id reused): the dismissal is
+		// replayed, then the listing is refused as the group's stored state
+		// says dismissed; nothing else is emitted.
+		err := d.HandleSnapshot(ctx, snap(2, "alice", "bob"))
+		var de *diff.DismissedError
+		if !errors.As(err, &de) {
+			t.Fatalf("HandleSnapshot = %v, want a *diff.DismissedError", err)
+		}
+		b := pub.Batches()
+		if len(b) != 3 || !reflect.DeepEqual(ids(b[1]), ids(b[2])) || b[2][1].Type != schema.TypeGroupDismissed {
+			t.Fatalf("batches %v: want the dismissal twice and nothing else", b)
+		}
+		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || !gone {
+			t.Fatalf("Dismissed after the replay = %v, %v", gone, err)
+		}
+	})
+
+	t.Run("Dismissed does not wait behind a publish beyond its context", func(t *testing.T) {
+		st, _ := open(t)
+		release := make(chan struct{})
+		entered := make(chan struct{})
+		pub := diff.PublisherFunc(func(ctx context.Context, _ []schema.Event) error {
+			close(entered)
+			<-release
+			return nil
+		})
+		d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub, Diff: diff.Options{SDKAppID: suiteApp}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.HandleSnapshot(ctx, snap(0, "alice")) }()
+		<-entered
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if _, err := d.Dismissed(short, suiteGroup); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Dismissed during a blocked publish = %v, want the deadline", err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("load failure publishes nothing", func(t *testing.T) {
 		inner, _ := open(t)
 		st := &FailingStore{Store: inner}
