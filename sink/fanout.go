@@ -70,6 +70,7 @@ type member struct {
 
 	mu          sync.Mutex
 	failing     bool
+	since       time.Time // first failure of the current streak
 	lastErr     string
 	consecutive int
 	backlog     int
@@ -166,22 +167,25 @@ func (f *Fanout) leave() {
 }
 
 func (f *Fanout) publishTo(ctx context.Context, m *member, events []schema.Event) error {
-	// The Sink contract forbids concurrent Publish calls on one sink.
-	select {
-	case m.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("publish to %s: %w", m.name, ctx.Err())
-	}
-	defer func() { <-m.sem }()
 	m.addBacklog(len(events))
 	defer m.addBacklog(-len(events))
 
 	attempt := 0
 	var lastErr error
 	op := func() error {
+		// The Sink contract forbids concurrent Publish calls on one sink;
+		// the sink is held for one attempt, not across the waits, so a
+		// batch the sink keeps refusing (a subject it may not publish to)
+		// does not hold up other groups' batches.
+		select {
+		case m.sem <- struct{}{}:
+		case <-ctx.Done():
+			return backoff.Permanent(ctx.Err())
+		}
 		attempt++
 		start := time.Now()
 		err := m.s.Publish(ctx, events)
+		<-m.sem
 		if err == nil {
 			m.succeeded(time.Since(start), len(events))
 			return nil
@@ -199,15 +203,32 @@ func (f *Fanout) publishTo(ctx context.Context, m *member, events []schema.Event
 			zap.String("sink", m.name), zap.Int("attempt", attempt),
 			zap.Error(err), zap.Duration("wait", wait))
 	}
-	err := backoff.RetryNotify(op, backoff.WithContext(m.retry.newBackOff(), ctx), notify)
+	b := &budgetBackOff{BackOff: m.retry.newBackOff(), deadline: m.budgetEnd, now: time.Now}
+	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify)
 	switch {
 	case err == nil:
 		return nil
 	case ctx.Err() != nil && lastErr != nil:
 		return fmt.Errorf("publish to %s: %w (last error: %w)", m.name, ctx.Err(), lastErr)
+	case ctx.Err() != nil:
+		return fmt.Errorf("publish to %s: %w", m.name, ctx.Err())
 	default:
 		return fmt.Errorf("publish to %s: %w", m.name, err)
 	}
+}
+
+// budgetEnd is when the sink's current failing streak exhausts
+// MaxElapsedTime; zero when the sink is not failing or has no bound.
+func (m *member) budgetEnd() time.Time {
+	if m.retry.MaxElapsedTime <= 0 {
+		return time.Time{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.failing {
+		return time.Time{}
+	}
+	return m.since.Add(m.retry.MaxElapsedTime)
 }
 
 func (m *member) addBacklog(n int) {
@@ -221,6 +242,9 @@ func (m *member) addBacklog(n int) {
 
 func (m *member) failed(err error) {
 	m.mu.Lock()
+	if !m.failing {
+		m.since = time.Now()
+	}
 	m.failing = true
 	m.lastErr = err.Error()
 	m.consecutive++

@@ -101,6 +101,86 @@ func TestFanoutMaxElapsedTimeGivesUp(t *testing.T) {
 	}
 }
 
+// TestFanoutBudgetIsPerSink: MaxElapsedTime counts from the first failure
+// of the sink's streak, not per batch: once spent, each later batch gets a
+// single attempt, so a run with many groups on a down sink ends after
+// about MaxElapsedTime, not once per group. A success starts over.
+func TestFanoutBudgetIsPerSink(t *testing.T) {
+	rec := sinktest.NewRecorder("rec")
+	rec.FailUntilHealed(nil)
+	retry := fast
+	retry.MaxElapsedTime = 30 * time.Millisecond
+	f := sink.NewFanout([]sink.Sink{rec}, sink.FanoutOptions{Retry: retry})
+	if err := f.Publish(context.Background(), sinktest.Batch(0, 1)); err == nil {
+		t.Fatal("Publish to a down sink succeeded")
+	}
+	for i := range 3 {
+		before := rec.Calls()
+		if err := f.Publish(context.Background(), sinktest.Batch(i+1, 1)); !errors.Is(err, sinktest.ErrInjected) {
+			t.Fatalf("batch %d: Publish = %v", i+1, err)
+		}
+		if n := rec.Calls() - before; n != 1 {
+			t.Errorf("batch %d after the budget was spent: %d attempts, want 1", i+1, n)
+		}
+	}
+	rec.Heal()
+	if err := f.Publish(context.Background(), sinktest.Batch(9, 1)); err != nil {
+		t.Fatalf("Publish after the sink healed: %v", err)
+	}
+	rec.FailNext(2, nil)
+	if err := f.Publish(context.Background(), sinktest.Batch(10, 1)); err != nil {
+		t.Fatalf("a new streak has a new budget: %v", err)
+	}
+}
+
+// groupSink refuses, on every attempt, the events of one group (a subject
+// the broker forbids) and accepts the others.
+type groupSink struct {
+	*sinktest.Recorder
+	bad string
+}
+
+func (g groupSink) Publish(ctx context.Context, events []schema.Event) error {
+	if len(events) > 0 && events[0].Data.GroupID == g.bad {
+		return errors.New("permission denied for " + g.bad)
+	}
+	return g.Recorder.Publish(ctx, events)
+}
+
+// TestFanoutOneGroupRefusedDoesNotBlockOthers: while one group's batch is
+// retried against a sink that refuses it, other groups' batches to the
+// same sink still go through (the sink is held per attempt, not across
+// the waits).
+func TestFanoutOneGroupRefusedDoesNotBlockOthers(t *testing.T) {
+	var bad, good []schema.Event // one group's events each
+	for _, e := range sinktest.Batch(0, 1) {
+		switch e.Data.GroupID {
+		case sinktest.Groups[0]:
+			bad = append(bad, e)
+		case sinktest.Groups[1]:
+			good = append(good, e)
+		}
+	}
+	gs := groupSink{Recorder: sinktest.NewRecorder("rec"), bad: sinktest.Groups[0]}
+	f := sink.NewFanout([]sink.Sink{gs}, sink.FanoutOptions{Retry: sink.RetryOptions{InitialInterval: 50 * time.Millisecond, MaxInterval: 50 * time.Millisecond}})
+	ctx, cancel := context.WithCancel(context.Background())
+	badDone := make(chan error, 1)
+	go func() { badDone <- f.Publish(ctx, bad) }()
+	waitFor(t, "the refused batch retrying", func() bool { return f.Status()[0].ConsecutiveFailures >= 2 })
+	gctx, gcancel := context.WithTimeout(context.Background(), guard)
+	defer gcancel()
+	if err := f.Publish(gctx, good); err != nil {
+		t.Fatalf("the other group's batch: %v", err)
+	}
+	cancel()
+	if err := <-badDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("refused batch = %v, want cancelled", err)
+	}
+	if b := gs.Batches(); len(b) != 1 || b[0][0].ID != good[0].ID {
+		t.Fatalf("sink holds %v, want only the good batch", b)
+	}
+}
+
 func TestFanoutAcknowledgedSinkIsNotRepublished(t *testing.T) {
 	good, flaky := sinktest.NewRecorder("good"), sinktest.NewRecorder("flaky")
 	flaky.FailNext(2, nil)

@@ -22,10 +22,13 @@ type RetryOptions struct {
 	// MaxInterval caps the wait between attempts; 0 means
 	// DefaultMaxInterval.
 	MaxInterval time.Duration `yaml:"max_interval"`
-	// MaxElapsedTime bounds the retries of one Publish call; 0 retries
-	// until the sink succeeds or the context ends, which is what a daemon
-	// wants (the detector must not move on before the events are out).
-	// A one-shot run sets a bound so it terminates.
+	// MaxElapsedTime bounds how long a sink may keep failing: counted from
+	// the first failure of its current streak (not per batch), so a run
+	// with many groups waiting on one down sink still gives up after about
+	// this long, each later batch getting one more attempt. 0 retries until
+	// the sink succeeds or the context ends, which is what a daemon wants
+	// (the detector must not move on before the events are out). A
+	// one-shot run sets a bound so it terminates.
 	MaxElapsedTime time.Duration `yaml:"max_elapsed_time"`
 }
 
@@ -46,12 +49,36 @@ func (o RetryOptions) withDefaults() RetryOptions {
 }
 
 // newBackOff returns a fresh policy: ExponentialBackOff is stateful and not
-// safe for concurrent use, so every retry loop gets its own.
+// safe for concurrent use, so every retry loop gets its own. The elapsed
+// time is not its business: see budgetBackOff.
 func (o RetryOptions) newBackOff() *backoff.ExponentialBackOff {
 	o = o.withDefaults()
 	return backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(o.InitialInterval),
 		backoff.WithMaxInterval(o.MaxInterval),
-		backoff.WithMaxElapsedTime(o.MaxElapsedTime),
+		backoff.WithMaxElapsedTime(0),
 	)
+}
+
+// budgetBackOff stops when the sink's failure budget is spent, and
+// shortens the last wait so the final attempt lands on the deadline rather
+// than giving up one whole interval early. deadline returns the end of the
+// budget, zero for none.
+type budgetBackOff struct {
+	backoff.BackOff
+	deadline func() time.Time
+	now      func() time.Time
+}
+
+func (b *budgetBackOff) NextBackOff() time.Duration {
+	d := b.BackOff.NextBackOff()
+	dl := b.deadline()
+	if d == backoff.Stop || dl.IsZero() {
+		return d
+	}
+	left := dl.Sub(b.now())
+	if left <= 0 {
+		return backoff.Stop
+	}
+	return min(d, left)
 }
