@@ -20,6 +20,8 @@ import (
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 	"github.com/rollcall-dev/rollcall/sink"
+	"github.com/rollcall-dev/rollcall/sink/kafka"
+	"github.com/rollcall-dev/rollcall/sink/nats"
 )
 
 // Config is the whole configuration file. Each section maps onto the
@@ -727,15 +729,14 @@ func (s *SinkConfig) validate(key string) error {
 				return cfgErr(key+".create_topic", "partitions and replication must be positive")
 			}
 		}
+		// The sink's own checks (topic name rules…), so that nothing the
+		// sink would refuse at start passes here.
+		if err := kafka.Validate(s.kafkaOptions()); err != nil {
+			return sinkOptionErr(key, err)
+		}
 	case "nats":
 		if len(s.URL) == 0 {
 			return cfgErr(key+".url", "at least one server URL is required")
-		}
-		for i, u := range s.URL {
-			pu, err := url.Parse(u)
-			if err != nil || pu.Host == "" {
-				return cfgErr(fmt.Sprintf("%s.url[%d]", key, i), "must be a URL like nats://host:4222, got %q", u)
-			}
 		}
 		if s.SubjectPrefix == "" {
 			s.SubjectPrefix = defaultSubjectPrefix
@@ -782,8 +783,56 @@ func (s *SinkConfig) validate(key string) error {
 		if s.PublishTimeout < 0 {
 			return cfgErr(key+".publish_timeout", "must be positive")
 		}
+		// The sink's own checks (URLs, stream name…), so that nothing the
+		// sink would refuse at start passes here.
+		if err := nats.Validate(s.natsOptions()); err != nil {
+			return sinkOptionErr(key, err)
+		}
 	}
 	return nil
+}
+
+// sinkOptionErr turns the first of a sink package's Validate errors, which
+// start with the key relative to the sink's block ("topic: …",
+// "url[1]: …"), into a ConfigError naming the whole key.
+func sinkOptionErr(key string, err error) error {
+	msg, _, _ := strings.Cut(err.Error(), "\n") // errors.Join: one per line
+	sub, rest, ok := strings.Cut(msg, ": ")
+	if !ok || strings.ContainsAny(sub, " /") {
+		return cfgErr(key, "%s", msg)
+	}
+	return cfgErr(key+"."+sub, "%s", rest)
+}
+
+// kafkaOptions is the kafka sink's configuration, without its logger and
+// metrics.
+func (s *SinkConfig) kafkaOptions() kafka.Options {
+	o := kafka.Options{
+		Brokers: s.Brokers, Topic: s.Topic, Mode: s.Mode, Compression: s.Compression,
+		BatchSize: s.BatchSize, BatchTimeout: s.BatchTimeout, WriteTimeout: s.WriteTimeout, TLS: s.TLS,
+	}
+	if s.SASL != nil {
+		o.SASL = &kafka.SASLOptions{Mechanism: s.SASL.Mechanism, Username: s.SASL.Username, Password: string(s.SASL.Password)}
+	}
+	if s.CreateTopic != nil {
+		o.CreateTopic = &kafka.CreateTopicOptions{Partitions: s.CreateTopic.Partitions, ReplicationFactor: s.CreateTopic.Replication}
+	}
+	return o
+}
+
+// natsOptions is the nats sink's configuration, without its logger and
+// metrics.
+func (s *SinkConfig) natsOptions() nats.Options {
+	o := nats.Options{
+		URLs: s.URL, SubjectPrefix: s.SubjectPrefix, JetStream: s.JetStream,
+		CredsFile: s.CredsFile, NKeyFile: s.NKeyFile, User: s.User,
+		Password: string(s.Password), Token: string(s.Token),
+		TLS: s.TLS, PublishTimeout: s.PublishTimeout,
+	}
+	if s.Stream != nil {
+		o.Stream = nats.StreamOptions{Name: s.Stream.Name, Create: s.Stream.Create}
+	}
+	return o
 }
 
 var subjectPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)

@@ -165,6 +165,12 @@ func TestParseConfigErrorsNameTheKey(t *testing.T) {
 		{"kafka negative write_timeout", base("  - type: kafka\n    brokers: [\"h:1\"]\n    topic: t\n    write_timeout: -1s\n"), "sinks[0].write_timeout"},
 		{"nats negative publish_timeout", base("  - type: nats\n    url: [\"nats://h:1\"]\n    publish_timeout: -1s\n"), "sinks[0].publish_timeout"},
 		{"nats two auth kinds", base("  - type: nats\n    url: [\"nats://h:1\"]\n    user: u\n    password: p\n    token: t\n"), "sinks[0].token"},
+		{"kafka topic with a space", base("  - type: kafka\n    brokers: [\"h:1\"]\n    topic: \"bad topic\"\n"), "sinks[0].topic"},
+		{"kafka replication too high", base("  - type: kafka\n    brokers: [\"h:1\"]\n    topic: t\n    create_topic: {replication: 40000}\n"), "sinks[0].create_topic.replication"},
+		{"nats stream name with a dot", base("  - type: nats\n    url: [\"nats://h:1\"]\n    jetstream: true\n    stream: {name: A.B}\n"), "sinks[0].stream.name"},
+		{"nats user without password", base("  - type: nats\n    url: [\"nats://h:1\"]\n    user: bob\n"), "sinks[0].password"},
+		{"nats two URLs in one entry", base("  - type: nats\n    url: \"nats://a:1,nats://b:2\"\n"), "sinks[0].url[0]"},
+		{"nats URL with a bad scheme", base("  - type: nats\n    url: [\"http://u:secretpw@h:1\"]\n"), "sinks[0].url[0]"},
 		{"tls ca not PEM", base("  - type: nats\n    url: [\"nats://h:1\"]\n    tls: {ca: " + notPEM + "}\n"), "sinks[0].tls.ca"},
 		{"bad driver", minimalConfig + "state: {driver: redis}\n", "state.driver"},
 		{"no sinks", strings.Replace(minimalConfig, "sinks:\n  - type: stdout\n", "", 1), "sinks"},
@@ -192,6 +198,9 @@ func TestParseConfigErrorsNameTheKey(t *testing.T) {
 			}
 			if ce.Key != tc.key {
 				t.Errorf("error names key %q, want %q (%v)", ce.Key, tc.key, err)
+			}
+			if strings.Contains(err.Error(), "secretpw") {
+				t.Errorf("the error quotes a password: %v", err)
 			}
 		})
 	}
@@ -271,5 +280,13 @@ func TestStaticUserSigExpiryWarning(t *testing.T) {
 		if strings.Contains(fmt.Sprint(all[0].ContextMap()), sig) {
 			t.Fatal("the usersig is in the log")
 		}
+	}
+}
+
+// TestNATSURLWithoutScheme: host:port is a NATS URL, as nats.go reads it.
+func TestNATSURLWithoutScheme(t *testing.T) {
+	y := strings.Replace(minimalConfig, "  - type: stdout\n", "  - type: nats\n    url: [\"127.0.0.1:4222\"]\n", 1)
+	if _, err := ParseConfig([]byte(y), env("KEY", "k")); err != nil {
+		t.Fatal(err)
 	}
 }

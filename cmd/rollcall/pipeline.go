@@ -162,30 +162,16 @@ func buildSink(ctx context.Context, sc *SinkConfig, m *metricsSet, stdout io.Wri
 		}
 		return named(f, sc), nil
 	case "kafka":
-		o := kafka.Options{
-			Brokers: sc.Brokers, Topic: sc.Topic, Mode: sc.Mode, Compression: sc.Compression,
-			BatchSize: sc.BatchSize, BatchTimeout: sc.BatchTimeout, WriteTimeout: sc.WriteTimeout,
-			TLS: sc.TLS, Metrics: m.kafka, Logger: l,
-		}
-		if sc.SASL != nil {
-			o.SASL = &kafka.SASLOptions{Mechanism: sc.SASL.Mechanism, Username: sc.SASL.Username, Password: string(sc.SASL.Password)}
-		}
-		if sc.CreateTopic != nil {
-			o.CreateTopic = &kafka.CreateTopicOptions{Partitions: sc.CreateTopic.Partitions, ReplicationFactor: sc.CreateTopic.Replication}
-		}
+		o := sc.kafkaOptions()
+		o.Metrics, o.Logger = m.kafka, l
 		k, err := kafka.New(ctx, o)
 		if err != nil {
 			return nil, err
 		}
 		return named(k, sc), nil
 	case "nats":
-		o := nats.Options{
-			URLs: sc.URL, SubjectPrefix: sc.SubjectPrefix, JetStream: sc.JetStream,
-			Stream:    nats.StreamOptions{Name: sc.Stream.Name, Create: sc.Stream.Create},
-			CredsFile: sc.CredsFile, NKeyFile: sc.NKeyFile, User: sc.User,
-			Password: string(sc.Password), Token: string(sc.Token),
-			TLS: sc.TLS, PublishTimeout: sc.PublishTimeout, Metrics: m.nats.For(sc.DisplayName()), Logger: l,
-		}
+		o := sc.natsOptions()
+		o.Metrics, o.Logger = m.nats.For(sc.DisplayName()), l
 		n, err := nats.New(ctx, o)
 		if err != nil {
 			return nil, err

@@ -130,7 +130,7 @@ func (s SASLOptions) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // default.replication.factor; needs Kafka 2.4 or later).
 type CreateTopicOptions struct {
 	Partitions        int `yaml:"partitions"`
-	ReplicationFactor int `yaml:"replication_factor"`
+	ReplicationFactor int `yaml:"replication"` // as rollcall's create_topic.replication
 }
 
 var codecs = map[string]bool{"": true, "none": true, "gzip": true, "snappy": true, "lz4": true, "zstd": true}
@@ -194,7 +194,7 @@ func Validate(o Options) error {
 			add("create_topic.partitions: must not be negative, got %d", c.Partitions)
 		}
 		if c.ReplicationFactor < 0 || c.ReplicationFactor > 32767 {
-			add("create_topic.replication_factor: must be between 0 and 32767, got %d", c.ReplicationFactor)
+			add("create_topic.replication: must be between 0 and 32767, got %d", c.ReplicationFactor)
 		}
 	}
 	return errors.Join(errs...)

@@ -101,7 +101,7 @@ batch_timeout: 5ms
 write_timeout: 3s
 tls: {ca: ca.pem, insecure_skip_verify: true}
 sasl: {mechanism: plain, username: u, password: pw}
-create_topic: {partitions: 3, replication_factor: 1}
+create_topic: {partitions: 3, replication: 1}
 `
 	var o Options
 	dec := yaml.NewDecoder(strings.NewReader(in))
