@@ -52,6 +52,8 @@ var knownMetrics = map[string]metricInfo{
 	"rollcall_groups_polled":                {},
 	"rollcall_groups_stale":                 {},
 	"rollcall_last_cycle_timestamp_seconds": {},
+	"rollcall_poll_interval_seconds":        {},
+	"rollcall_poll_cycle_seconds":           {},
 	"rollcall_snapshot_members":             {histogram: true},
 	"rollcall_snapshots_truncated_total":    {},
 	"rollcall_members_tracked":              {},

@@ -1,6 +1,8 @@
 package poller
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,6 +23,8 @@ type Metrics struct {
 	groupsPolled  prometheus.Gauge
 	groupsStale   prometheus.Gauge
 	lastCycle     prometheus.Gauge
+	interval      prometheus.Gauge
+	cycle         prometheus.Gauge
 }
 
 // NewMetrics creates the scheduler's metrics and registers them with reg
@@ -52,12 +56,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rollcall_last_cycle_timestamp_seconds",
 			Help: "Unix time at which the last poll cycle completed.",
 		}),
+		interval: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_poll_interval_seconds",
+			Help: "The configured poll interval (poll.interval): how often each group should be polled.",
+		}),
+		cycle: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rollcall_poll_cycle_seconds",
+			Help: "The effective poll cycle: poll.interval, or longer when the API rate budget cannot fit every group's pages into one interval.",
+		}),
 	}
 	for _, r := range []string{resultOK, resultFailed, resultDismissed, resultSkipped} {
 		m.polls.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.polls, m.cycleDuration, m.lag, m.groupsPolled, m.groupsStale, m.lastCycle)
+		reg.MustRegister(m.polls, m.cycleDuration, m.lag, m.groupsPolled, m.groupsStale, m.lastCycle, m.interval, m.cycle)
 	}
 	return m
 }
@@ -85,5 +97,12 @@ func (m *Metrics) cycleDone(seconds float64, endUnix float64) {
 	if m != nil {
 		m.cycleDuration.Observe(seconds)
 		m.lastCycle.Set(endUnix)
+	}
+}
+
+func (m *Metrics) setCycle(interval, cycle time.Duration) {
+	if m != nil {
+		m.interval.Set(interval.Seconds())
+		m.cycle.Set(cycle.Seconds())
 	}
 }

@@ -259,6 +259,7 @@ func New(l MemberLister, h Handler, o Options) (*Scheduler, error) {
 	}
 	s.log = s.log.Named("poller")
 	s.st.cycle = o.Interval
+	s.m.setCycle(o.Interval, o.Interval)
 	now := s.now()
 	for _, id := range dedupe(o.Groups) {
 		s.order = append(s.order, id)
@@ -539,6 +540,7 @@ func (s *Scheduler) plan() (ids []string, length, interval time.Duration) {
 		}
 	}
 	s.st.cycle = length
+	s.m.setCycle(interval, length)
 	switch {
 	case length > s.o.Interval && calls != s.st.budgetCalls:
 		s.st.budgetCalls = calls

@@ -627,6 +627,9 @@ func TestBudgetStretchesCycle(t *testing.T) {
 	if _, length, _ := f.s.plan(); length != 50*time.Millisecond {
 		t.Fatalf("cycle = %s, want 50ms", length)
 	}
+	if c, i := testutil.ToFloat64(f.m.cycle), testutil.ToFloat64(f.m.interval); c != 0.05 || i != 0.01 {
+		t.Errorf("rollcall_poll_cycle_seconds = %v, rollcall_poll_interval_seconds = %v; want 0.05 and 0.01", c, i)
+	}
 	if w := warns(); len(w) != 2 || w[1].ContextMap()["calls_per_cycle"] != int64(5) {
 		t.Fatalf("budget warnings = %+v, want a second one with 5 calls", w)
 	}

@@ -283,7 +283,7 @@ func (e *e2eEnv) waitEvents(n int) []schema.Event {
 var opsMetricFamilies = []string{
 	"rollcall_api_calls_total", "rollcall_api_call_duration_seconds", "rollcall_ratelimit_wait_seconds",
 	"rollcall_usersig_refreshes_total", "rollcall_polls_total", "rollcall_poll_cycle_duration_seconds",
-	"rollcall_poll_lag_seconds", "rollcall_groups_polled", "rollcall_groups_stale",
+	"rollcall_poll_lag_seconds", "rollcall_poll_interval_seconds", "rollcall_poll_cycle_seconds", "rollcall_groups_polled", "rollcall_groups_stale",
 	"rollcall_last_cycle_timestamp_seconds", "rollcall_snapshot_members", "rollcall_snapshots_truncated_total",
 	"rollcall_members_tracked", "rollcall_members_out_of_view", "rollcall_events_total", "rollcall_sink_publish_duration_seconds",
 	"rollcall_sink_publish_errors_total", "rollcall_sink_backlog_events", "rollcall_sink_events_published_total",
