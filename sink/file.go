@@ -99,7 +99,7 @@ func (f *File) repairNewest() error {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case strings.HasPrefix(name, ".repair-"):
+		case strings.HasPrefix(name, ".repair-"), strings.HasPrefix(name, ".check-"):
 			if err := os.Remove(filepath.Join(f.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return pathError("remove", filepath.Join(f.dir, name), err)
 			}
@@ -119,6 +119,26 @@ func (f *File) repairNewest() error {
 		if err := f.repairGzip(filepath.Join(f.dir, name)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Check verifies, for `rollcall check`, that files can be created,
+// written and fsynced in the directory: it writes and removes a
+// temporary file.
+func (f *File) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(f.dir, ".check-*")
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write([]byte("rollcall check\n"))
+	err = errors.Join(err, tmp.Sync(), tmp.Close())
+	if err != nil {
+		return fmt.Errorf("file sink: write in %s: %w", f.dir, err)
 	}
 	return nil
 }

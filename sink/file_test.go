@@ -368,3 +368,32 @@ func TestFileRepairsAnEarlierHourAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestFileCheck: Check writes in the directory, so an unwritable one
+// fails it (as `rollcall check` must report), and it leaves nothing behind.
+func TestFileCheck(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sink.NewFile(sink.FileOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatalf("Check on a writable dir: %v", err)
+	}
+	if names := readDir(t, dir); len(names) != 0 {
+		t.Fatalf("Check left %v", names)
+	}
+	if os.Geteuid() == 0 {
+		t.Log("running as root: permission bits do not stop root; checking a removed directory instead")
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	}
+	if err := s.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "file sink") {
+		t.Fatalf("Check on an unwritable dir = %v", err)
+	}
+}
