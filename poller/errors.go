@@ -1,8 +1,6 @@
 package poller
 
 import (
-	"errors"
-
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 )
 
@@ -25,12 +23,9 @@ func (e *FatalError) Error() string {
 // Unwrap returns the API error.
 func (e *FatalError) Unwrap() error { return e.Err }
 
-// kindAndCode returns, for logs, the kind and the Tencent ErrorCode of a
-// listing error (code 0 when the error carries none, e.g. a transport error).
-func kindAndCode(err error, kind tencent.Kind) (string, int) {
-	var ae *tencent.APIError
-	if errors.As(err, &ae) {
-		return kind.String(), ae.Code
-	}
-	return kind.String(), 0
+// kindAndCode returns, for logs, the kind and the code of a listing error,
+// as the api_calls_total metric labels it: always a string ("10002",
+// "http_502", "transport"), never 0 for a failure.
+func kindAndCode(err error, kind tencent.Kind) (string, string) {
+	return kind.String(), tencent.CodeLabel(err)
 }

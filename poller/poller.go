@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -669,7 +670,7 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 			snap = schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Dismissed: true}
 		default:
 			kindName, code := kindAndCode(err, kind)
-			if s.deny(id, code == codeNoPermission) {
+			if s.deny(id, code == strconv.Itoa(codeNoPermission)) {
 				// 10007 on one group is that group's type; on every
 				// group it is the identifier: a configuration error.
 				err = &FatalError{GroupID: id, Err: fmt.Errorf("every group answers 10007: %w", err)}
@@ -678,7 +679,7 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 				return err
 			}
 			s.log.Warn("poll failed", zap.String("group_id", id), zap.String("kind", kindName),
-				zap.Int("code", code), zap.Error(err))
+				zap.String("code", code), zap.Error(err))
 			if kind == tencent.KindAuth {
 				s.setAuthErr(err)
 			}

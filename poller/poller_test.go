@@ -504,7 +504,7 @@ func TestTransientFailureRetriedNextInterval(t *testing.T) {
 		t.Fatalf("poll failed logs = %+v", w)
 	}
 	ctx := w[0].ContextMap()
-	if ctx["group_id"] != "a" || ctx["kind"] != "transient" || ctx["code"] != int64(10002) {
+	if ctx["group_id"] != "a" || ctx["kind"] != "transient" || ctx["code"] != "10002" {
 		t.Errorf("poll failed fields = %v, want group_id, kind and code", ctx)
 	}
 	if st := f.s.Status(); st.GroupsFailing != 0 {

@@ -667,11 +667,19 @@ func TestE2EOpsReadyzWhenEveryGroupFails(t *testing.T) {
 		code, body := d.get("/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "no group listed successfully")
 	})
+	d.waitLog(20*time.Second, "a not ready line from the http logger", func(l opsLog) bool {
+		reason, _ := l["reason"].(string)
+		return l.msg() == "not ready" && l["logger"] == "http" && strings.Contains(reason, "no group listed successfully")
+	})
 	api.ClearFaults()
 	opsEventually(t, 20*time.Second, "/readyz 200 once listings succeed", func() bool {
 		code, _ := d.get("/readyz")
 		return code == http.StatusOK
 	})
+	d.waitLog(20*time.Second, "a ready line after recovery", func(l opsLog) bool { return l.msg() == "ready" && l["logger"] == "http" })
+	if n := strings.Count(d.stderr.String(), `"msg":"not ready"`); n > 3 {
+		t.Errorf("%d not-ready lines: readiness should be logged on changes only", n)
+	}
 	d.stop()
 }
 

@@ -131,7 +131,7 @@ func (d *daemon) run(parent context.Context) error {
 	if hs != nil {
 		go func() { httpDone <- hs.Run(httpCtx) }()
 		go d.updateReady(httpCtx, hs, p)
-		d.logger.Info("http server listening", zap.String("addr", hs.Addr()))
+		hs.logger.Info("http server listening", zap.String("addr", hs.Addr()))
 	} else {
 		httpDone <- nil
 	}
@@ -323,12 +323,26 @@ func diffStrings(old, cur []string) (added, removed []string) {
 func (d *daemon) updateReady(ctx context.Context, hs *healthServer, p *pipeline) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	was := "" // the last verdict logged: "" at first, then "ready" or the reason
 	for {
+		now := "ready"
 		if err := hs.Ready(ctx); err != nil {
 			p.metrics.ready.Set(0)
+			now = err.Error()
 		} else {
 			p.metrics.ready.Set(1)
 		}
+		// Transitions only: a probe every few seconds must not flood the log.
+		switch {
+		case now == was || ctx.Err() != nil:
+		case now == "ready":
+			hs.logger.Info("ready")
+		case was == "": // starting: not ready yet is expected for a moment
+			hs.logger.Info("not ready", zap.String("reason", now))
+		default:
+			hs.logger.Warn("not ready", zap.String("reason", now))
+		}
+		was = now
 		select {
 		case <-ctx.Done():
 			return

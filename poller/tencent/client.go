@@ -552,7 +552,7 @@ func (c *Client) call(ctx context.Context, command, service, groupID string, bod
 				if !authRetried {
 					authRetried = true
 					c.log.Warn("usersig rejected, retrying once with a fresh one",
-						zap.String("group_id", groupID), zap.Int("code", ae.Code), zap.Int("attempt", attempt))
+						zap.String("group_id", groupID), zap.String("code", strconv.Itoa(ae.Code)), zap.Int("attempt", attempt))
 					continue
 				}
 				// A fresh usersig was rejected too: the key, identifier or
@@ -687,6 +687,11 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 
 func redactString(s, sig string) string { return scrub(s, sig) }
 
+// CodeLabel is the code an error is counted (rollcall_api_calls_total's
+// code label) and logged under, always a string: Tencent's ErrorCode
+// ("70009"), "http_502", "invalid_response" or "transport".
+func CodeLabel(err error) string { return codeLabel(err) }
+
 // codeLabel is the code an error is counted and logged under.
 func codeLabel(err error) string {
 	var ae *APIError
@@ -750,7 +755,7 @@ func (c *Client) slowDown(code int) (repeatedLockout bool) {
 	if c.restoreAt.IsZero() {
 		c.lim.SetLimitAt(now, c.baseRate/2)
 		c.log.Warn("rate limited by tencent, halving the call rate for a minute",
-			zap.Int("code", code), zap.Float64("calls_per_second", float64(c.baseRate/2)))
+			zap.String("code", strconv.Itoa(code)), zap.Float64("calls_per_second", float64(c.baseRate/2)))
 	}
 	c.restoreAt = now.Add(slowDownFor)
 	if code != 70050 {
@@ -766,6 +771,6 @@ func (c *Client) slowDown(code int) (repeatedLockout bool) {
 	}
 	c.coolUntil = now.Add(authCooldown)
 	c.sig.Invalidate()
-	c.log.Warn("usersig lockout (70050), pausing all calls for a minute", zap.Int("code", code))
+	c.log.Warn("usersig lockout (70050), pausing all calls for a minute", zap.String("code", strconv.Itoa(code)))
 	return false
 }
