@@ -80,7 +80,10 @@ type group struct {
 	// load-diff-publish-save; a publish may retry for as long as a sink
 	// is down.
 	lock     chan struct{}
-	counts   counts // members last committed or loaded, for the gauges
+	// counted guards counts and forgotten: the gauges' share of the group.
+	counted   sync.Mutex
+	counts    counts // members last committed or loaded
+	forgotten bool   // removed from the configuration: not in the gauges
 	warned30 bool
 }
 
@@ -94,6 +97,35 @@ func (g *group) acquire(ctx context.Context) error {
 }
 
 func (g *group) release() { <-g.lock }
+
+// setCounts records the group's stored members and moves the gauges by the
+// difference; configured puts a forgotten group back into them.
+func (g *group) setCounts(m *Metrics, c counts, configured bool) {
+	g.counted.Lock()
+	defer g.counted.Unlock()
+	switch {
+	case configured && g.forgotten:
+		g.forgotten = false
+		m.track(c)
+	case !g.forgotten:
+		m.track(c.minus(g.counts))
+	}
+	g.counts = c
+}
+
+// Forget takes a group removed from the configuration out of
+// rollcall_members_tracked and rollcall_members_out_of_view, which sum the
+// configured groups; its state is kept. Dismissed (called for a group
+// configured again) puts it back.
+func (d *Detector) Forget(groupID string) {
+	g := d.group(groupID)
+	g.counted.Lock()
+	defer g.counted.Unlock()
+	if !g.forgotten {
+		g.forgotten = true
+		d.metrics.track(counts{}.minus(g.counts))
+	}
+}
 
 // DismissedError is returned by HandleSnapshot for a group whose stored
 // state says it was dismissed but which the API lists again (its id
@@ -304,8 +336,8 @@ func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
 		return fmt.Errorf("save state of %s: %w", next.GroupID, err)
 	}
 	c := countOf(next)
-	d.metrics.committed(c.minus(g.counts))
-	g.counts = c
+	d.metrics.committed()
+	g.setCounts(d.metrics, c, false)
 	return nil
 }
 
@@ -324,7 +356,6 @@ func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) 
 		return false, fmt.Errorf("load state of %s: %w", groupID, err)
 	}
 	c := countOf(s)
-	d.metrics.track(c.minus(g.counts))
-	g.counts = c
+	g.setCounts(d.metrics, c, true)
 	return s != nil && s.Dismissed, nil
 }

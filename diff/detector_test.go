@@ -406,3 +406,55 @@ rollcall_members_tracked %v
 		}
 	}
 }
+
+// TestDetectorForget: a group removed from the configuration leaves
+// rollcall_members_tracked (which sums the configured groups), also when
+// its last poll commits afterwards; configured again, it is counted again.
+func TestDetectorForget(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	m := diff.NewMetrics(reg)
+	store := diff.NewMemoryStore()
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: store, Publisher: &difftest.Publisher{}, Metrics: m, Diff: diff.Options{SDKAppID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := func(group string, n int, at time.Time) schema.Snapshot {
+		return schema.Snapshot{SDKAppID: 1, GroupID: group, TakenAt: at, Members: members(n, t0.Unix()-100)}
+	}
+	tracked := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "rollcall_members_tracked" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	for _, s := range []schema.Snapshot{snap("g1", 3, t0), snap("g2", 2, t0)} {
+		if err := d.HandleSnapshot(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := tracked(); v != 5 {
+		t.Fatalf("tracked = %v, want 5", v)
+	}
+	d.Forget("g1")
+	if v := tracked(); v != 2 {
+		t.Fatalf("tracked after forgetting g1 = %v, want 2", v)
+	}
+	// g1's poll in flight at the reload commits afterwards: still not counted.
+	if err := d.HandleSnapshot(ctx, snap("g1", 4, t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if v := tracked(); v != 2 {
+		t.Fatalf("tracked after a forgotten group's commit = %v, want 2", v)
+	}
+	// Configured again: Dismissed reads its state and counts it.
+	if _, err := d.Dismissed(ctx, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if v := tracked(); v != 6 {
+		t.Fatalf("tracked with g1 back = %v, want 6", v)
+	}
+}

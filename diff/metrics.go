@@ -92,12 +92,10 @@ func (m *Metrics) published(events []schema.Event) {
 	}
 }
 
-func (m *Metrics) committed(delta counts) {
-	if m == nil {
-		return
+func (m *Metrics) committed() {
+	if m != nil {
+		m.commits.Inc()
 	}
-	m.commits.Inc()
-	m.track(delta)
 }
 
 func (m *Metrics) track(delta counts) {

@@ -256,6 +256,9 @@ func (d *daemon) reload(ctx context.Context, p *pipeline) {
 		}
 	}
 	p.sched.SetGroups(groups)
+	for _, id := range removed {
+		p.detector.Forget(id) // its members leave the gauges; its state stays
+	}
 	// poll.interval, member_cap and baseline apply from the next cycle;
 	// concurrency sizes the scheduler's semaphore and needs a restart.
 	applied := old.Poll
