@@ -79,12 +79,12 @@ type group struct {
 	// lock (a one-slot channel, so waiting honours a context) serialises
 	// load-diff-publish-save; a publish may retry for as long as a sink
 	// is down.
-	lock     chan struct{}
+	lock chan struct{}
 	// counted guards counts and forgotten: the gauges' share of the group.
 	counted   sync.Mutex
 	counts    counts // members last committed or loaded
 	forgotten bool   // removed from the configuration: not in the gauges
-	warned30 bool
+	warned30  bool
 }
 
 func (g *group) acquire(ctx context.Context) error {
