@@ -70,6 +70,10 @@ type TencentConfig struct {
 	RateLimit     float64       `yaml:"rate_limit"`
 	// RequestTimeout bounds one HTTP request to the API.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// requestTimeoutDefault is set when RequestTimeout was derived from
+	// poll.interval rather than written: a reload that changes only the
+	// interval has not changed the tencent section.
+	requestTimeoutDefault bool
 }
 
 // GroupsConfig is the `groups` section.
@@ -531,6 +535,7 @@ func (c *Config) setDefaultsAndValidate() error {
 	if t.RequestTimeout == 0 {
 		// A call and a retry fit in one cycle, however short.
 		t.RequestTimeout = min(defaultRequestTimeout, p.Interval/2)
+		t.requestTimeoutDefault = true
 	}
 	if t.RequestTimeout >= p.Interval {
 		return cfgErr("tencent.request_timeout", "must be shorter than poll.interval (%s >= %s)", t.RequestTimeout, p.Interval)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +289,30 @@ func TestNATSURLWithoutScheme(t *testing.T) {
 	y := strings.Replace(minimalConfig, "  - type: stdout\n", "  - type: nats\n    url: [\"127.0.0.1:4222\"]\n", 1)
 	if _, err := ParseConfig([]byte(y), env("KEY", "k")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChangedSectionsIgnoresDerivedDefaults: changing poll.interval alone
+// does not report the tencent section as changed because the default
+// request_timeout, derived from the interval, moved with it.
+func TestChangedSectionsIgnoresDerivedDefaults(t *testing.T) {
+	parse := func(extra string) *Config {
+		c, err := ParseConfig([]byte(minimalConfig+extra), env("KEY", "k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := parse("poll: {interval: 10s}\n"), parse("poll: {interval: 4s}\n")
+	if a.Tencent.RequestTimeout == b.Tencent.RequestTimeout {
+		t.Fatal("test setup: the derived request timeouts should differ")
+	}
+	if got := changedSections(a, b); len(got) != 0 {
+		t.Errorf("changed sections %v, want none", got)
+	}
+	c := parse("poll: {interval: 4s}\n")
+	c.Tencent.RateLimit = 50
+	if got := changedSections(a, c); !slices.Equal(got, []string{"tencent"}) {
+		t.Errorf("changed sections %v, want [tencent]", got)
 	}
 }

@@ -264,6 +264,12 @@ func (d *daemon) reload(ctx context.Context, p *pipeline) {
 	applied := old.Poll
 	if err := p.sched.SetInterval(cfg.Poll.Interval); err == nil {
 		applied.Interval = cfg.Poll.Interval
+		if rt := old.Tencent.RequestTimeout; rt >= cfg.Poll.Interval {
+			// The client keeps its timeout until a restart; requests are
+			// still cut at the end of each cycle.
+			d.logger.Warn("reload: poll.interval is now not longer than the running tencent.request_timeout, which changes only at a restart",
+				zap.Duration("poll_interval", cfg.Poll.Interval), zap.Duration("running_request_timeout", rt))
+		}
 	}
 	if err := p.detector.SetOptions(diff.Options{SDKAppID: cfg.Tencent.SDKAppID, MemberCap: cfg.Poll.MemberCap,
 		Baseline: diff.BaselineMode(cfg.Poll.Baseline)}); err == nil {
@@ -299,7 +305,11 @@ func changedSections(a, b *Config) []string {
 			out = append(out, name)
 		}
 	}
-	check("tencent", a.Tencent, b.Tencent)
+	at, bt := a.Tencent, b.Tencent
+	if at.requestTimeoutDefault && bt.requestTimeoutDefault {
+		at.RequestTimeout, bt.RequestTimeout = 0, 0 // derived, not written
+	}
+	check("tencent", at, bt)
 	check("state", a.State, b.State)
 	check("sinks", a.Sinks, b.Sinks)
 	check("http", a.HTTP, b.HTTP)
