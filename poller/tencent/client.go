@@ -292,11 +292,18 @@ func (r *membersResponse) validate() error {
 		if w.Account == "" {
 			return fmt.Errorf("member %d has no Member_Account", i)
 		}
-		var jt int64
-		if w.JoinTime != "" {
-			if jt, err = strconv.ParseInt(string(w.JoinTime), 10, 64); err != nil {
-				return fmt.Errorf("member %d: JoinTime %.40q is not an integer", i, string(w.JoinTime))
-			}
+		// JoinTime places the member against a capped list's boundary and
+		// dates its join: a member without one would make every tracked
+		// member below it look gone.
+		if w.JoinTime == "" {
+			return fmt.Errorf("member %d has no JoinTime", i)
+		}
+		jt, err := strconv.ParseInt(string(w.JoinTime), 10, 64)
+		if err != nil {
+			return fmt.Errorf("member %d: JoinTime %.40q is not an integer", i, string(w.JoinTime))
+		}
+		if jt <= 0 {
+			return fmt.Errorf("member %d: JoinTime %d is not a Unix time", i, jt)
 		}
 		r.members = append(r.members, schema.Member{Account: w.Account, NickName: w.NickName, Avatar: w.Avatar, JoinTime: jt})
 	}

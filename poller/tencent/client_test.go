@@ -173,6 +173,8 @@ func TestBadResponses(t *testing.T) {
 		{"cursor_over_uint64", ok("18446744073709551616"), "NextTimestamp"},
 		{"string_error_code", `{"ActionStatus":"OK","ErrorCode":"0","MemberList":[],"NextTimestamp":0}`, "decode JSON"},
 		{"bad_join_time", ok("0", `{"Member_Account":"a","JoinTime":"soon"}`), "decode JSON"},
+		{"no_join_time", ok("0", `{"Member_Account":"a"}`), "no JoinTime"},
+		{"zero_join_time", ok("0", `{"Member_Account":"a","JoinTime":0}`), "not a Unix time"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeAPI(t, always(200, tc.body))
