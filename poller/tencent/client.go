@@ -656,6 +656,14 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	d := time.Since(start)
 	if res.StatusCode != http.StatusOK {
 		c.m.call(command, "http_"+strconv.Itoa(res.StatusCode), d)
+		switch res.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// The domain's gateway cannot reach the service: as for a
+			// connection failure, try the backup domain next time.
+			if len(c.bases) > 1 {
+				c.base.CompareAndSwap(idx, 1-idx)
+			}
+		}
 		kind := KindTransient
 		if res.StatusCode == http.StatusTooManyRequests {
 			kind = KindRateLimited

@@ -718,15 +718,21 @@ type hostRecorder struct {
 	mu    sync.Mutex
 	hosts []string
 	down  map[string]bool
+	// gateway502 answers 502 for these hosts: reachable, but the gateway
+	// cannot reach the service.
+	gateway502 map[string]bool
 }
 
 func (h *hostRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	h.mu.Lock()
 	h.hosts = append(h.hosts, r.URL.Scheme+"://"+r.URL.Host)
-	down := h.down[r.URL.Host]
+	down, bad := h.down[r.URL.Host], h.gateway502[r.URL.Host]
 	h.mu.Unlock()
 	if down {
 		return nil, errors.New("dial tcp: connection refused")
+	}
+	if bad {
+		return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody, Request: r, Header: http.Header{}}, nil
 	}
 	return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r,
 		Header: http.Header{}, ContentLength: 0}, nil
@@ -789,6 +795,22 @@ func TestFailoverToBackupDomain(t *testing.T) {
 	c2.ListMembers(context.Background(), "g")
 	if len(rt2.hosts) != 3 || rt2.hosts[2] != "https://adminapijpn.im.qcloud.com" {
 		t.Fatalf("tokyo hosts %v", rt2.hosts)
+	}
+}
+
+// TestFailoverOnGatewayErrors: a primary domain whose gateway answers 502
+// (reachable, but not reaching the service) fails over like a refused
+// connection.
+func TestFailoverOnGatewayErrors(t *testing.T) {
+	rt := &hostRecorder{gateway502: map[string]bool{"adminapisgp.im.qcloud.com": true}}
+	c := newTestClient(t, "", func(o *Options) {
+		o.Region = "singapore"
+		o.HTTPClient = &http.Client{Transport: rt}
+	})
+	c.ListMembers(context.Background(), "g")
+	want := []string{"https://adminapisgp.im.qcloud.com", "https://adminapisgp.my-imcloud.com"}
+	if len(rt.hosts) < 2 || !reflect.DeepEqual(rt.hosts[:2], want) {
+		t.Fatalf("hosts %v, want to start with %v", rt.hosts, want)
 	}
 }
 
