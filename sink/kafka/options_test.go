@@ -44,7 +44,7 @@ func TestValidate(t *testing.T) {
 		{"sasl", func(o *Options) { o.SASL = &SASLOptions{Mechanism: "gssapi"} },
 			[]string{`sasl.mechanism: unknown mechanism "gssapi"`, "sasl.username: required", "sasl.password: required"}},
 		{"create_topic", func(o *Options) { o.CreateTopic = &CreateTopicOptions{Partitions: -1, ReplicationFactor: 40000} },
-			[]string{"create_topic.partitions: must not be negative", "create_topic.replication_factor: must be between 0 and 32767"}},
+			[]string{"create_topic.partitions: must not be negative", "create_topic.replication: must be between 0 and 32767"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
