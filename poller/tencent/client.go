@@ -414,7 +414,9 @@ func (c *Client) GroupExists(ctx context.Context, groupID string) (bool, error) 
 	type filter struct {
 		GroupBaseInfoFilter []string `json:"GroupBaseInfoFilter"`
 	}
-	err := c.call(ctx, cmdGroupInfo, svcGroup, groupID, struct {
+	// A second opinion: one attempt, no retries; the caller trusts
+	// get_members when this cannot tell.
+	err := c.callRetry(ctx, false, cmdGroupInfo, svcGroup, groupID, struct {
 		GroupIDList []string `json:"GroupIdList"`
 		// Type only: the smallest answer that still says the group exists.
 		ResponseFilter filter `json:"ResponseFilter"`
@@ -518,6 +520,12 @@ func (e *waitError) Unwrap() error { return context.DeadlineExceeded }
 // the successful response into the value newResp returns (a fresh one per
 // attempt).
 func (c *Client) call(ctx context.Context, command, service, groupID string, body any, newResp func() response) error {
+	return c.callRetry(ctx, true, command, service, groupID, body, newResp)
+}
+
+// callRetry is call; without retry a failure is returned at once (the
+// one-time usersig renewal on an auth code still happens).
+func (c *Client) callRetry(ctx context.Context, retry bool, command, service, groupID string, body any, newResp func() response) error {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("%s: encode request: %w", command, err)
@@ -581,7 +589,11 @@ func (c *Client) call(ctx context.Context, command, service, groupID string, bod
 			zap.String("code", codeLabel(err)), zap.Int("attempt", attempt),
 			zap.Duration("backoff", next), zap.Error(err))
 	}
-	b := backoff.WithContext(&deadlineBackOff{BackOff: c.newBackoff(), ctx: ctx}, ctx)
+	var policy backoff.BackOff = &backoff.StopBackOff{}
+	if retry {
+		policy = c.newBackoff()
+	}
+	b := backoff.WithContext(&deadlineBackOff{BackOff: policy, ctx: ctx}, ctx)
 	err = backoff.RetryNotify(op, b, notify)
 	if err == nil {
 		c.mu.Lock()

@@ -996,3 +996,16 @@ func TestGroupExistsAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupExistsDoesNotRetry: a server without get_group_info (404), or
+// one failing, gets one request: the answer is only a second opinion.
+func TestGroupExistsDoesNotRetry(t *testing.T) {
+	f := newFakeAPI(t, always(404, "not found"))
+	c := newTestClient(t, f.srv.URL, func(o *Options) { o.Backoff = retries(5) })
+	if _, err := c.GroupExists(context.Background(), "g"); err == nil {
+		t.Fatal("GroupExists against a 404 succeeded")
+	}
+	if n := len(f.requests()); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
