@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/schema"
 )
 
@@ -57,6 +58,9 @@ func TestCappedAt30IsRecognised(t *testing.T) {
 		{"995 listed, count unavailable", countingLister{n: 995, err: errors.New("10002")}, 1000, true, 2, 0},
 		{"800 listed: far from the cap", countingLister{n: 800, online: 1100}, 1000, false, 0, 0},
 		{"1000 listed: truncated by length", countingLister{n: 1000, online: 1100}, 1000, false, 0, 0},
+		// A server that does not serve the count: no check, as without one.
+		{"count not served (404)", countingLister{n: 30, err: &tencent.APIError{Command: "get_online_member_num", HTTPStatus: 404, Kind: tencent.KindBadRequest}}, 1000, false, 2, 0},
+		{"count an unknown command (10003)", countingLister{n: 995, err: &tencent.APIError{Command: "get_online_member_num", HTTPStatus: 200, Code: 10003, Kind: tencent.KindFatalConfig}}, 1000, false, 2, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -170,6 +171,8 @@ type Scheduler struct {
 	groups    map[string]*group // scheduled groups, plus removed ones still in flight
 	dismissed map[string]bool   // gone groups, never scheduled again
 	st        runState
+	// countUnavailable is set once get_online_member_num is found not served.
+	countUnavailable atomic.Bool
 }
 
 // group is the scheduler's view of one group.
@@ -783,6 +786,17 @@ func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
 	}
 	online, err := oc.OnlineMemberNum(ctx, id)
 	if err != nil {
+		if k := s.classify(err); k == tencent.KindBadRequest || k == tencent.KindFatalConfig {
+			// The API does not serve the count (unknown command, no
+			// permission): no check, as without a counter.
+			lvl := zap.DebugLevel
+			if s.countUnavailable.CompareAndSwap(false, true) {
+				lvl = zap.WarnLevel // once: it is the API's answer for every group
+			}
+			s.log.Log(lvl, "get_online_member_num is not available, so lists cut by a cap without reaching it cannot be recognised; the list is taken as it is",
+				zap.String("group_id", id), zap.Int("listed", n), zap.Error(err))
+			return false
+		}
 		s.log.Warn("online member count unavailable for a list near a cap; treating the list as possibly capped",
 			zap.String("group_id", id), zap.Int("listed", n), zap.Error(err))
 		return true

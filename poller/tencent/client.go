@@ -677,8 +677,13 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 			}
 		}
 		kind := KindTransient
-		if res.StatusCode == http.StatusTooManyRequests {
+		switch res.StatusCode {
+		case http.StatusTooManyRequests:
 			kind = KindRateLimited
+		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+			// The endpoint does not serve this command: retrying will
+			// not change that.
+			kind = KindBadRequest
 		}
 		return &APIError{Command: command, HTTPStatus: res.StatusCode, Info: http.StatusText(res.StatusCode), Kind: kind}
 	}

@@ -1009,3 +1009,17 @@ func TestGroupExistsDoesNotRetry(t *testing.T) {
 		t.Fatalf("%d requests, want 1", n)
 	}
 }
+
+// TestNotServedIsNotRetried: HTTP 404 (the endpoint does not serve the
+// command) is a bad request, not retried in a loop.
+func TestNotServedIsNotRetried(t *testing.T) {
+	f := newFakeAPI(t, always(404, "not found"))
+	c := newTestClient(t, f.srv.URL, func(o *Options) { o.Backoff = retries(5) })
+	_, err := c.OnlineMemberNum(context.Background(), "g")
+	if KindOf(err) != KindBadRequest || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("err = %v (kind %v), want a bad request naming 404", err, KindOf(err))
+	}
+	if n := len(f.requests()); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
