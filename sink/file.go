@@ -44,7 +44,7 @@ type FileOptions struct {
 // hour's file: with Gzip as a new gzip member, which compress/gzip and
 // gunzip read as one stream. A tail left by a crash (a partial line, an
 // unterminated gzip member) is repaired before appending, and the newest
-// file is repaired when the sink starts even if it belongs to an earlier
+// file is repaired by the first Publish even if it belongs to an earlier
 // hour; only events that were never acknowledged are dropped by a repair.
 type File struct {
 	dir  string
@@ -59,6 +59,9 @@ type File struct {
 	hour   time.Time
 	buf    []byte
 	closed bool
+	// repaired is set once the newest file left by an earlier run has been
+	// repaired (by the first Publish).
+	repaired bool
 }
 
 var _ Sink = (*File)(nil)
@@ -79,18 +82,17 @@ func NewFile(o FileOptions) (*File, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	f := &File{dir: o.Dir, gzip: o.Gzip, now: now, log: log.Named("file")}
-	if err := f.repairNewest(); err != nil {
-		return nil, fmt.Errorf("file sink: %w", err)
-	}
-	return f, nil
+	// The newest file is repaired by the first Publish, not here: `rollcall
+	// check` builds this sink next to a running daemon that may be writing
+	// that very file.
+	return &File{dir: o.Dir, gzip: o.Gzip, now: now, log: log.Named("file")}, nil
 }
 
 // repairNewest repairs the newest file of each kind (plain, gzip) and
 // removes what an interrupted repair left: a crash can only have torn the
 // file being written last, and when rollcall comes back in a later hour
 // nothing would append to it, and so repair it, again.
-func (f *File) repairNewest() error {
+func (f *File) repairNewest(current string) error {
 	entries, err := os.ReadDir(f.dir)
 	if err != nil {
 		return pathError("read", f.dir, err)
@@ -110,12 +112,13 @@ func (f *File) repairNewest() error {
 			newest[false] = name
 		}
 	}
-	if name, ok := newest[false]; ok {
+	// The current hour's file is repaired when it is opened.
+	if name, ok := newest[false]; ok && filepath.Join(f.dir, name) != current {
 		if err := f.repairPlain(filepath.Join(f.dir, name)); err != nil {
 			return err
 		}
 	}
-	if name, ok := newest[true]; ok {
+	if name, ok := newest[true]; ok && filepath.Join(f.dir, name) != current {
 		if err := f.repairGzip(filepath.Join(f.dir, name)); err != nil {
 			return err
 		}
@@ -160,6 +163,12 @@ func (f *File) Publish(ctx context.Context, events []schema.Event) error {
 		return fmt.Errorf("publish to %s: %w", f.Name(), ErrClosed)
 	}
 	hour := f.now().UTC().Truncate(time.Hour)
+	if !f.repaired {
+		if err := f.repairNewest(f.fileName(hour)); err != nil {
+			return fmt.Errorf("file sink: %w", err)
+		}
+		f.repaired = true
+	}
 	if f.fh != nil && !hour.Equal(f.hour) {
 		if err := f.finish(); err != nil {
 			return err

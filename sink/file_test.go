@@ -317,8 +317,10 @@ func BenchmarkFilePublish(b *testing.B) {
 }
 
 // TestFileRepairsAnEarlierHourAtStart: a crash at the end of one hour and
-// a restart in a later one leaves nothing appending to the torn file;
-// the sink repairs it when it starts, and removes a half-done repair.
+// a restart in a later one leaves nothing appending to the torn file; the
+// sink's first Publish repairs it and removes a half-done repair. Building
+// the sink and checking it (`rollcall check`, perhaps next to a running
+// daemon writing that file) touch nothing.
 func TestFileRepairsAnEarlierHourAtStart(t *testing.T) {
 	acked := sinktest.Batch(0, 2)
 	var ackedLines []byte
@@ -356,14 +358,23 @@ func TestFileRepairsAnEarlierHourAtStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if err := s.Check(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if now, _ := os.ReadFile(torn); !bytes.Equal(now, content) {
+				t.Fatal("building and checking the sink changed the newest file")
+			}
+			if err := s.Publish(context.Background(), sinktest.Batch(50, 1)); err != nil {
+				t.Fatal(err)
+			}
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if got := parseLines(t, readFileBytes(t, torn, false)); len(got) != len(acked) {
-				t.Fatalf("%s holds %d whole events after the start, want %d", torn, len(got), len(acked))
+				t.Fatalf("%s holds %d whole events after the first publish, want %d", torn, len(got), len(acked))
 			}
-			if names := readDir(t, dir); len(names) != 2 {
-				t.Errorf("files %v, want the two event files only", names)
+			if names := readDir(t, dir); len(names) != 3 {
+				t.Errorf("files %v, want the two event files and the new hour's only", names)
 			}
 		})
 	}
