@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -693,5 +695,51 @@ func TestE2EOpsNoPermissionOnEveryGroup(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "10007") || !strings.Contains(p.stderr.String(), "admin") {
 		t.Errorf("stderr does not name 10007 and its likely cause:\n%s", p.stderr.String())
+	}
+}
+
+// TestE2EOpsCheckNextToRunningDaemon: `rollcall check` over a running
+// daemon's config touches none of its event files (it used to rewrite the
+// gzip file the daemon was appending to, losing what came after).
+func TestE2EOpsCheckNextToRunningDaemon(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	g := "@TGS#chk"
+	api.AddGroup(g, member("alice", 1795600000))
+	e := newEnv(t, api, []string{g}, "")
+	gzDir := filepath.Join(t.TempDir(), "gz")
+	e.writeDaemonConfig([]string{g}, "  - type: file\n    name: gz\n    path: "+gzDir+"\n    gzip: true\n")
+	d := startOpsDaemon(t, e, api.Key())
+	e.waitEvents(1)
+	opsEventually(t, 20*time.Second, "the baseline committed", func() bool {
+		return d.metric("rollcall_state_commits_total") >= 1
+	})
+	// check fails on the state lock the daemon holds; what matters is
+	// that it leaves the daemon's files alone.
+	runCLI(t, api.Key(), nil, "check", "--config", e.config)
+
+	api.Join(g, member("bob", 1795600100))
+	api.Join(g, member("carol", 1795600200))
+	e.waitEvents(3)
+	d.stop()
+	var lines int
+	files, _ := filepath.Glob(filepath.Join(gzDir, "events-*.jsonl.gz"))
+	for _, p := range files {
+		fh, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(zr)
+		fh.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		lines += strings.Count(string(b), "\n")
+	}
+	if lines != 3 {
+		t.Errorf("the gzip sink holds %d events, want 3 like the plain one", lines)
 	}
 }
