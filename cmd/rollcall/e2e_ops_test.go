@@ -743,3 +743,33 @@ func TestE2EOpsCheckNextToRunningDaemon(t *testing.T) {
 		t.Errorf("the gzip sink holds %d events, want 3 like the plain one", lines)
 	}
 }
+
+// TestE2EOpsSIGHUPKeepsDismissedGroupsOut: a group stored as dismissed is
+// skipped at start, and a reload that leaves it in groups.ids does not
+// schedule it again.
+func TestE2EOpsSIGHUPKeepsDismissedGroupsOut(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	live, gone := "@TGS#live", "@TGS#gone"
+	api.AddGroup(live, member("alice", 1795600000))
+	api.AddGroup(gone, member("bob", 1795600010))
+	e := newEnv(t, api, []string{live, gone}, "")
+	e.writeDaemonConfig([]string{live, gone}, "")
+	d := startOpsDaemon(t, e, api.Key())
+	e.waitEvents(2)
+	api.Dismiss(gone)
+	e.waitEvents(4) // bob left (group_dismissed), group.dismissed
+	d.stop()
+
+	d2 := startOpsDaemon(t, e, api.Key())
+	before := requestsFor(api, gone)
+	d2.signal(syscall.SIGHUP) // groups unchanged
+	d2.waitLog(10*time.Second, "the reload", func(l opsLog) bool { return l.msg() == "configuration reloaded" })
+	liveCalls := requestsFor(api, live)
+	opsEventually(t, 20*time.Second, "two more polls of the live group", func() bool {
+		return requestsFor(api, live) >= liveCalls+2
+	})
+	if extra := requestsFor(api, gone) - before; extra > 0 {
+		t.Errorf("the group stored as dismissed was polled %d times after the reload", extra)
+	}
+	d2.stop()
+}

@@ -244,10 +244,10 @@ func (d *daemon) reload(ctx context.Context, p *pipeline) {
 	for _, id := range fresh {
 		keep[id] = true
 	}
-	for _, id := range cfg.Groups.IDs {
-		if !slices.Contains(added, id) {
-			keep[id] = true
-		}
+	// The others keep their standing: polled if they are now, not if they
+	// were found dismissed (at the start or since).
+	for _, id := range p.sched.Groups() {
+		keep[id] = true
 	}
 	var groups []string
 	for _, id := range cfg.Groups.IDs {
