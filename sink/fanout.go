@@ -177,10 +177,21 @@ func (f *Fanout) publishTo(ctx context.Context, m *member, events []schema.Event
 		// the sink is held for one attempt, not across the waits, so a
 		// batch the sink keeps refusing (a subject it may not publish to)
 		// does not hold up other groups' batches.
-		select {
-		case m.sem <- struct{}{}:
-		case <-ctx.Done():
-			return backoff.Permanent(ctx.Err())
+		if end := m.budgetEnd(); !end.IsZero() && !time.Now().Before(end) {
+			// The sink has failed for its whole budget: one more attempt
+			// if it is free, no queueing behind other batches' attempts
+			// (each may take a full write timeout).
+			select {
+			case m.sem <- struct{}{}:
+			default:
+				return backoff.Permanent(fmt.Errorf("failing for over %s: %s", m.retry.MaxElapsedTime, m.lastError()))
+			}
+		} else {
+			select {
+			case m.sem <- struct{}{}:
+			case <-ctx.Done():
+				return backoff.Permanent(ctx.Err())
+			}
 		}
 		attempt++
 		start := time.Now()
@@ -229,6 +240,12 @@ func (m *member) budgetEnd() time.Time {
 		return time.Time{}
 	}
 	return m.since.Add(m.retry.MaxElapsedTime)
+}
+
+func (m *member) lastError() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastErr
 }
 
 func (m *member) addBacklog(n int) {

@@ -133,6 +133,57 @@ func TestFanoutBudgetIsPerSink(t *testing.T) {
 	}
 }
 
+// slowFailSink fails every Publish after a while, like a broker that
+// drops packets until the write timeout.
+type slowFailSink struct {
+	*sinktest.Recorder
+	calls atomic.Int32
+}
+
+func (s *slowFailSink) Publish(ctx context.Context, _ []schema.Event) error {
+	s.calls.Add(1)
+	select {
+	case <-time.After(100 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return errors.New("write timeout")
+}
+
+// TestFanoutSpentBudgetDoesNotQueue: once a sink's budget is spent, a
+// batch whose attempt would have to wait behind another batch's fails at
+// once instead: a run with many groups on a down sink does not take a
+// write timeout per group.
+func TestFanoutSpentBudgetDoesNotQueue(t *testing.T) {
+	s := &slowFailSink{Recorder: sinktest.NewRecorder("slow")}
+	retry := fast
+	retry.MaxElapsedTime = time.Millisecond
+	f := sink.NewFanout([]sink.Sink{s}, sink.FanoutOptions{Retry: retry})
+	if err := f.Publish(context.Background(), sinktest.Batch(0, 1)); err == nil {
+		t.Fatal("Publish to a failing sink succeeded")
+	}
+	s.calls.Store(0)
+	const batches = 20
+	errs := make(chan error, batches)
+	var wg sync.WaitGroup
+	for i := range batches {
+		wg.Go(func() { errs <- f.Publish(context.Background(), sinktest.Batch(i+1, 1)) })
+	}
+	wg.Wait()
+	close(errs)
+	queued := 0
+	for err := range errs {
+		if err == nil {
+			t.Fatal("a batch succeeded on a failing sink")
+		}
+		if strings.Contains(err.Error(), "failing for over") {
+			queued++
+		}
+	}
+	if n := s.calls.Load(); queued == 0 || int(n) >= batches {
+		t.Fatalf("%d attempts for %d batches, %d failed without one: want batches not to queue for attempts", n, batches, queued)
+	}
+}
+
 // groupSink refuses, on every attempt, the events of one group (a subject
 // the broker forbids) and accepts the others.
 type groupSink struct {
