@@ -16,8 +16,11 @@ package nats
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -111,9 +114,9 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	url := strings.Join(o.URLs, ",")
 	nc, err := natsgo.Connect(url, opts...)
-	if errors.Is(err, natsgo.ErrNoServers) {
-		// Nobody answered (refused, timed out): keep trying in the
-		// background. Anything else (auth, TLS) is a configuration error.
+	if unreachable(err) {
+		// Nobody answered (refused, unknown host, timed out): keep trying
+		// in the background. Auth and TLS refusals are configuration errors.
 		s.log.Warn("nats unreachable; connecting in the background, publishes fail (and are retried) until then", zap.Error(err))
 		nc, err = natsgo.Connect(url, append(opts, natsgo.RetryOnFailedConnect(true),
 			natsgo.ConnectHandler(func(nc *natsgo.Conn) {
@@ -144,6 +147,40 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// unreachable reports whether a first connection failed for want of a
+// server (refused, unknown host, timeout) rather than because one refused
+// the client (authentication, TLS verification).
+func unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		alert     tls.AlertError
+		record    tls.RecordHeaderError
+	)
+	switch {
+	case errors.Is(err, natsgo.ErrAuthorization), errors.Is(err, natsgo.ErrAuthExpired),
+		errors.Is(err, natsgo.ErrAuthRevoked), errors.Is(err, natsgo.ErrPermissionViolation),
+		errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
+		errors.As(err, &verify), errors.As(err, &alert), errors.As(err, &record):
+		return false
+	case errors.Is(err, natsgo.ErrNoServers), errors.Is(err, natsgo.ErrTimeout):
+		return true
+	}
+	// A TLS alert from the server (a client certificate it wants or
+	// refuses) arrives as a net.OpError "remote error: tls: …".
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" || strings.Contains(err.Error(), "tls: ") {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 func (s *Sink) connectOptions(ctx context.Context, o Options) ([]natsgo.Option, error) {
@@ -366,6 +403,11 @@ func (s *Sink) Healthy(ctx context.Context) error {
 	}
 	if s.js == nil {
 		return nil
+	}
+	// After a start without a server, the stream is checked (or created)
+	// here too, so a quiet deployment becomes ready without a publish.
+	if err := s.ensureStream(ctx); err != nil {
+		return err
 	}
 	if _, err := s.js.Stream(ctx, s.stream); err != nil {
 		return fmt.Errorf("stream %s: %w", s.stream, err)

@@ -418,6 +418,10 @@ func TestNewUnreachable(t *testing.T) {
 
 	ts.start()
 	waitFor(t, func() bool { return testutil.ToFloat64(metrics.Connected) == 1 })
+	// Ready without a publish: Healthy creates the stream.
+	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatalf("Healthy once the server is up, before any publish: %v", err)
+	}
 	evs := events(2, 1, 0)
 	if err := s.Publish(ctxT(t, 10*time.Second), evs); err != nil {
 		t.Fatalf("Publish once the server is up: %v", err)
@@ -427,6 +431,19 @@ func TestNewUnreachable(t *testing.T) {
 	}
 	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatalf("Healthy: %v", err)
+	}
+}
+
+// TestNewUnknownHost: a server name that does not resolve (a stopped
+// compose service) is "not there yet", like a refused connection.
+func TestNewUnknownHost(t *testing.T) {
+	s, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{"nats://nats.invalid:4222"}, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatalf("New with an unknown host: %v", err)
+	}
+	defer s.Close(ctxT(t, 5*time.Second))
+	if err := s.Publish(ctxT(t, 5*time.Second), events(1, 1, 0)); !errors.Is(err, natssink.ErrNotConnected) {
+		t.Fatalf("Publish = %v, want ErrNotConnected", err)
 	}
 }
 
