@@ -52,15 +52,26 @@ func (h *healthServer) Addr() string { return h.ln.Addr().String() }
 
 // Ready runs every check and joins the failures.
 func (h *healthServer) Ready(ctx context.Context) error {
+	_, err := h.failing(ctx)
+	return err
+}
+
+// failing runs every check and returns the names of those that fail, and
+// their errors joined.
+func (h *healthServer) failing(ctx context.Context) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	var errs []error
+	var (
+		names []string
+		errs  []error
+	)
 	for _, c := range h.checks {
 		if err := c.check(ctx); err != nil {
+			names = append(names, c.name)
 			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return names, errors.Join(errs...)
 }
 
 func (h *healthServer) readyz(w http.ResponseWriter, r *http.Request) {

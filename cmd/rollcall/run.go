@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -336,12 +337,15 @@ func diffStrings(old, cur []string) (added, removed []string) {
 func (d *daemon) updateReady(ctx context.Context, hs *healthServer, p *pipeline) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
-	was := "" // the last verdict logged: "" at first, then "ready" or the reason
+	// The verdict last logged: "" at first, then "ready" or the failing
+	// checks' names (not their texts, which carry counters).
+	was := ""
 	for {
 		now := "ready"
-		if err := hs.Ready(ctx); err != nil {
+		names, err := hs.failing(ctx)
+		if err != nil {
 			p.metrics.ready.Set(0)
-			now = err.Error()
+			now = strings.Join(names, ",")
 		} else {
 			p.metrics.ready.Set(1)
 		}
@@ -351,9 +355,9 @@ func (d *daemon) updateReady(ctx context.Context, hs *healthServer, p *pipeline)
 		case now == "ready":
 			hs.logger.Info("ready")
 		case was == "": // starting: not ready yet is expected for a moment
-			hs.logger.Info("not ready", zap.String("reason", now))
+			hs.logger.Info("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
 		default:
-			hs.logger.Warn("not ready", zap.String("reason", now))
+			hs.logger.Warn("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
 		}
 		was = now
 		select {
