@@ -344,13 +344,12 @@ func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
 // Dismissed reports whether the group is stored as dismissed, so that it
 // is not polled again after a restart. It also counts the group's stored
 // members into rollcall_members_tracked, so the gauge is right from the
-// start rather than from each group's first commit.
+// start rather than from each group's first commit. It does not wait for
+// a publish of the group in progress (a reload must not hang behind a
+// down sink): stores are safe to read during a save, and the gauges settle
+// at the next commit.
 func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) {
 	g := d.group(groupID)
-	if err := g.acquire(ctx); err != nil {
-		return false, fmt.Errorf("state of %s: %w (a publish of the group is in progress)", groupID, err)
-	}
-	defer g.release()
 	s, err := d.store.Load(ctx, groupID)
 	if err != nil {
 		return false, fmt.Errorf("load state of %s: %w", groupID, err)
