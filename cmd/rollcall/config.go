@@ -212,7 +212,7 @@ var sinkKeys = map[string][]string{
 
 // Defaults.
 const (
-	defaultRateLimit       = 180 // Tencent's 200/s per API, minus headroom
+	defaultRateLimit       = 200 // the default: Tencent's documented 200/s per API
 	defaultRequestTimeout  = 5 * time.Second
 	minRateLimit           = 0.1 // calls/s; below it one group's poll takes minutes
 	defaultUserSigExpire   = 7 * 24 * time.Hour

@@ -49,7 +49,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"rate_limit", c.Tencent.RateLimit, float64(180)},
+		{"rate_limit", c.Tencent.RateLimit, float64(200)},
 		{"request_timeout", c.Tencent.RequestTimeout, 5 * time.Second},
 		{"interval", c.Poll.Interval, 10 * time.Second},
 		{"member_cap", c.Poll.MemberCap, 1000},

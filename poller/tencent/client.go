@@ -40,10 +40,9 @@ import (
 // Defaults for Options.
 const (
 	// DefaultRateLimit is Tencent's documented limit for get_members and
-	// get_online_member_num (200 calls per second), minus a tenth of
-	// headroom: a server counting in a sliding window, or another caller
-	// of the same app, would otherwise answer 60007 at full speed.
-	DefaultRateLimit      = 180
+	// get_online_member_num, in calls per second. Bursts are not allowed
+	// (see Options.RateLimit); a 60007 halves the rate for a minute.
+	DefaultRateLimit      = 200
 	DefaultRequestTimeout = 5 * time.Second
 )
 
