@@ -788,14 +788,17 @@ func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
 	if err != nil {
 		if k := s.classify(err); k == tencent.KindBadRequest || k == tencent.KindFatalConfig {
 			// The API does not serve the count (unknown command, no
-			// permission): no check, as without a counter.
+			// permission). Exactly 30 is the silent cap's signature: in
+			// doubt, capped (unlisted members wait out of view rather than
+			// all being reported gone). A list a little under 1,000 only
+			// shifts if members join while it is paged: taken as it is.
 			lvl := zap.DebugLevel
 			if s.countUnavailable.CompareAndSwap(false, true) {
 				lvl = zap.WarnLevel // once: it is the API's answer for every group
 			}
-			s.log.Log(lvl, "get_online_member_num is not available, so lists cut by a cap without reaching it cannot be recognised; the list is taken as it is",
+			s.log.Log(lvl, "get_online_member_num is not available: a list of exactly 30 is treated as possibly capped (set poll.member_cap: 30 if the app lacks the online-member-list feature), others are taken as they are",
 				zap.String("group_id", id), zap.Int("listed", n), zap.Error(err))
-			return false
+			return thirty
 		}
 		s.log.Warn("online member count unavailable for a list near a cap; treating the list as possibly capped",
 			zap.String("group_id", id), zap.Int("listed", n), zap.Error(err))
