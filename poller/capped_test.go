@@ -61,8 +61,8 @@ func TestCappedAt30IsRecognised(t *testing.T) {
 		// A server that does not serve the count: no check, as without one.
 		// A server that does not serve the count: exactly 30 stays the silent
 		// cap's signature (capped in doubt); just under 1,000 is taken as is.
-		{"30 listed, count not served (404)", countingLister{n: 30, err: &tencent.APIError{Command: "get_online_member_num", HTTPStatus: 404, Kind: tencent.KindBadRequest}}, 1000, true, 2, 0},
-		{"995 listed, count an unknown command (10003)", countingLister{n: 995, err: &tencent.APIError{Command: "get_online_member_num", HTTPStatus: 200, Code: 10003, Kind: tencent.KindFatalConfig}}, 1000, false, 2, 0},
+		{"30 listed, count not served (404)", countingLister{n: 30, err: &tencent.APIError{Command: "get_online_member_num", HTTPStatus: 404, Kind: tencent.KindBadRequest}}, 1000, true, 2, 1},
+		{"995 listed, count an unknown command (10003)", countingLister{n: 995, err: &tencent.APIError{Command: "get_online_member_num", HTTPStatus: 200, Code: 10003, Kind: tencent.KindFatalConfig}}, 1000, false, 2, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
