@@ -270,11 +270,35 @@ type wireMember struct {
 
 type membersResponse struct {
 	status
+	// MemberList is nil when the key is absent, an empty slice for [] or
+	// null (see UnmarshalJSON).
 	MemberList    []wireMember `json:"MemberList"`
 	NextTimestamp json.Number  `json:"NextTimestamp"`
 
 	members []schema.Member
 	next    uint64
+}
+
+// UnmarshalJSON tells an absent MemberList (nil) from [] or null (empty).
+func (r *membersResponse) UnmarshalJSON(b []byte) error {
+	type plain membersResponse
+	var aux struct {
+		*plain
+		MemberList json.RawMessage `json:"MemberList"` // "null" for null, empty when absent
+	}
+	aux.plain = (*plain)(r)
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	if len(aux.MemberList) == 0 {
+		r.MemberList = nil
+		return nil
+	}
+	r.MemberList = []wireMember{}
+	if string(aux.MemberList) == "null" {
+		return nil
+	}
+	return json.Unmarshal(aux.MemberList, &r.MemberList)
 }
 
 func (r *membersResponse) validate() error {
@@ -286,6 +310,12 @@ func (r *membersResponse) validate() error {
 		return fmt.Errorf("NextTimestamp %.40q is not an unsigned 64-bit integer", string(r.NextTimestamp))
 	}
 	r.next = next
+	if next != 0 && r.MemberList == nil {
+		// A page that promises more but has no MemberList at all is a
+		// broken answer, not an empty page: taken as it is, the group's
+		// members would all leave. ([] is fine: a filter may empty a page.)
+		return errors.New("a page with no MemberList but a NextTimestamp for more")
+	}
 	r.members = make([]schema.Member, 0, len(r.MemberList))
 	for i, w := range r.MemberList {
 		if w.Account == "" {

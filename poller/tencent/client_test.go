@@ -174,6 +174,7 @@ func TestBadResponses(t *testing.T) {
 		{"string_error_code", `{"ActionStatus":"OK","ErrorCode":"0","MemberList":[],"NextTimestamp":0}`, "decode JSON"},
 		{"bad_join_time", ok("0", `{"Member_Account":"a","JoinTime":"soon"}`), "decode JSON"},
 		{"no_join_time", ok("0", `{"Member_Account":"a"}`), "no JoinTime"},
+		{"page_without_member_list_but_more", `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","NextTimestamp":12345}`, "no MemberList"},
 		{"zero_join_time", ok("0", `{"Member_Account":"a","JoinTime":0}`), "not a Unix time"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1021,5 +1022,29 @@ func TestNotServedIsNotRetried(t *testing.T) {
 	}
 	if n := len(f.requests()); n != 1 {
 		t.Fatalf("%d requests, want 1", n)
+	}
+}
+
+// TestMemberListAbsentNullEmpty: [] and null are empty pages (a filter may
+// empty a page; a Go server encodes an empty slice as null); an absent
+// MemberList is accepted only on the last page (an empty group).
+func TestMemberListAbsentNullEmpty(t *testing.T) {
+	for name, tc := range map[string]struct {
+		pages []string
+		ok    bool
+	}{
+		"empty page then more": {[]string{`{"ActionStatus":"OK","ErrorCode":0,"MemberList":[],"NextTimestamp":5}`, ok("0", member("a", 1))}, true},
+		"null page then more":  {[]string{`{"ActionStatus":"OK","ErrorCode":0,"MemberList":null,"NextTimestamp":5}`, ok("0", member("a", 1))}, true},
+		"absent, last page":    {[]string{`{"ActionStatus":"OK","ErrorCode":0,"NextTimestamp":0}`}, true},
+		"absent, more to come": {[]string{`{"ActionStatus":"OK","ErrorCode":0,"NextTimestamp":5}`, ok("0", member("a", 1))}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeAPI(t, sequence(tc.pages...))
+			c := newTestClient(t, f.srv.URL, func(o *Options) { o.Backoff = retries(0) })
+			_, err := c.ListMembers(context.Background(), "g")
+			if (err == nil) != tc.ok {
+				t.Fatalf("ListMembers error = %v, want ok=%v", err, tc.ok)
+			}
+		})
 	}
 }
