@@ -310,11 +310,11 @@ func (r *membersResponse) validate() error {
 		return fmt.Errorf("NextTimestamp %.40q is not an unsigned 64-bit integer", string(r.NextTimestamp))
 	}
 	r.next = next
-	if next != 0 && r.MemberList == nil {
-		// A page that promises more but has no MemberList at all is a
-		// broken answer, not an empty page: taken as it is, the group's
-		// members would all leave. ([] is fine: a filter may empty a page.)
-		return errors.New("a page with no MemberList but a NextTimestamp for more")
+	if r.MemberList == nil {
+		// No MemberList at all is a broken answer, not an empty page:
+		// taken as one, the group's members would all leave. ([] and null
+		// are empty pages: an empty group, or a page a filter emptied.)
+		return errors.New("no MemberList")
 	}
 	r.members = make([]schema.Member, 0, len(r.MemberList))
 	for i, w := range r.MemberList {

@@ -1027,7 +1027,7 @@ func TestNotServedIsNotRetried(t *testing.T) {
 
 // TestMemberListAbsentNullEmpty: [] and null are empty pages (a filter may
 // empty a page; a Go server encodes an empty slice as null); an absent
-// MemberList is accepted only on the last page (an empty group).
+// MemberList is a bad response, also on the last page.
 func TestMemberListAbsentNullEmpty(t *testing.T) {
 	for name, tc := range map[string]struct {
 		pages []string
@@ -1035,7 +1035,7 @@ func TestMemberListAbsentNullEmpty(t *testing.T) {
 	}{
 		"empty page then more": {[]string{`{"ActionStatus":"OK","ErrorCode":0,"MemberList":[],"NextTimestamp":5}`, ok("0", member("a", 1))}, true},
 		"null page then more":  {[]string{`{"ActionStatus":"OK","ErrorCode":0,"MemberList":null,"NextTimestamp":5}`, ok("0", member("a", 1))}, true},
-		"absent, last page":    {[]string{`{"ActionStatus":"OK","ErrorCode":0,"NextTimestamp":0}`}, true},
+		"absent, last page":    {[]string{`{"ActionStatus":"OK","ErrorCode":0,"NextTimestamp":0}`}, false},
 		"absent, more to come": {[]string{`{"ActionStatus":"OK","ErrorCode":0,"NextTimestamp":5}`, ok("0", member("a", 1))}, false},
 	} {
 		t.Run(name, func(t *testing.T) {
