@@ -172,15 +172,20 @@ func unreachable(err error) bool {
 		return false
 	case errors.Is(err, natsgo.ErrNoServers), errors.Is(err, natsgo.ErrTimeout):
 		return true
+	case strings.Contains(err.Error(), "tls: "):
+		return false // a TLS alert or handshake failure: the server is there
 	}
-	// A TLS alert from the server (a client certificate it wants or
-	// refuses) arrives as a net.OpError "remote error: tls: …".
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "remote error" || strings.Contains(err.Error(), "tls: ") {
-		return false
-	}
-	var ne net.Error
-	return errors.As(err, &ne)
+	// No connection could be made (unknown host, dial failure or timeout).
+	// A connection that was made and then dropped (EOF, reset: a server
+	// refusing a client certificate may do just that) is the server
+	// answering, not its absence.
+	var (
+		dns *net.DNSError
+		oe  *net.OpError
+		ne  net.Error
+	)
+	return errors.As(err, &dns) || errors.As(err, &oe) && oe.Op == "dial" ||
+		errors.As(err, &ne) && ne.Timeout()
 }
 
 func (s *Sink) connectOptions(ctx context.Context, o Options) ([]natsgo.Option, error) {
