@@ -232,7 +232,7 @@ func TestCheckStreamSubjects(t *testing.T) {
 		{[]string{"rollcall"}, false},
 	} {
 		name := "S" + strconv.Itoa(len(tc.subjects)) + strings.NewReplacer(".", "_", "*", "s", ">", "g").Replace(strings.Join(tc.subjects, "_"))
-		if _, err := js.CreateStream(ctxT(t, 5*time.Second), jetstream.StreamConfig{Name: name, Subjects: tc.subjects, Duplicates: time.Minute}); err != nil {
+		if _, err := js.CreateStream(ctxT(t, 5*time.Second), jetstream.StreamConfig{Name: name, Subjects: tc.subjects, Duplicates: time.Minute, Storage: jetstream.MemoryStorage}); err != nil {
 			t.Fatal(err)
 		}
 		s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Name: name}})
