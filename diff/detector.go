@@ -271,7 +271,7 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	truncated := !snap.Dismissed && (len(snap.Members) >= opts.MemberCap || snap.Capped)
 	d.metrics.observeSnapshot(snap, truncated)
 	if prev != nil && prev.Pending != nil {
-		if prev, err = d.flush(ctx, g, prev, true); err != nil {
+		if prev, err = d.flush(ctx, g, snap.GroupID, prev.Pending, true); err != nil {
 			return err
 		}
 	}
@@ -288,17 +288,12 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	if len(events) == 0 {
 		return d.commit(ctx, g, next)
 	}
-	outbox := prev.Clone()
-	if outbox == nil {
-		// No acknowledged state yet (a baseline).
-		outbox = &State{Version: StateVersion, SDKAppID: next.SDKAppID, GroupID: next.GroupID}
-	}
-	outbox.Pending = &Pending{Events: events, Next: next}
-	if err = d.store.SaveOutbox(ctx, snap.GroupID, outbox.Pending); err != nil {
+	outbox := &Pending{Events: events, Next: next}
+	if err = d.store.SaveOutbox(ctx, snap.GroupID, outbox); err != nil {
 		d.metrics.commitFailed()
 		return fmt.Errorf("save outbox of %s: %w", snap.GroupID, err)
 	}
-	if _, err = d.flush(ctx, g, outbox, false); err != nil {
+	if _, err = d.flush(ctx, g, snap.GroupID, outbox, false); err != nil {
 		return err
 	}
 	if snap.Dismissed && (prev == nil || !prev.Dismissed) {
@@ -308,17 +303,16 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	return nil
 }
 
-// flush publishes s's pending batch and commits the state that goes with
-// it, which it returns. replay marks a batch left by an earlier poll.
-func (d *Detector) flush(ctx context.Context, g *group, s *State, replay bool) (*State, error) {
-	p := s.Pending
+// flush publishes the outbox p and commits the state that goes with it,
+// which it returns. replay marks a batch left by an earlier poll.
+func (d *Detector) flush(ctx context.Context, g *group, groupID string, p *Pending, replay bool) (*State, error) {
 	if replay {
-		d.log.Info("publishing again a batch an earlier poll left unacknowledged", zap.String("group_id", s.GroupID),
+		d.log.Info("publishing again a batch an earlier poll left unacknowledged", zap.String("group_id", groupID),
 			zap.Int("events", len(p.Events)), zap.Time("observed_at", p.Next.ObservedAt))
 	}
 	if err := d.pub.Publish(ctx, p.Events); err != nil {
 		d.metrics.commitFailed()
-		return nil, fmt.Errorf("publish %d events of %s: %w", len(p.Events), s.GroupID, err)
+		return nil, fmt.Errorf("publish %d events of %s: %w", len(p.Events), groupID, err)
 	}
 	d.metrics.published(p.Events)
 	if err := d.commit(ctx, g, p.Next); err != nil {
@@ -327,17 +321,14 @@ func (d *Detector) flush(ctx context.Context, g *group, s *State, replay bool) (
 	return p.Next, nil
 }
 
-// commit saves next as the acknowledged state.
+// commit saves next as the acknowledged state (stores ignore its Pending).
 func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
-	next = next.Clone()
-	next.Pending = nil
 	if err := d.store.Save(ctx, next); err != nil {
 		d.metrics.commitFailed()
 		return fmt.Errorf("save state of %s: %w", next.GroupID, err)
 	}
-	c := countOf(next)
 	d.metrics.committed()
-	g.setCounts(d.metrics, c, false)
+	g.setCounts(d.metrics, countOf(next), false)
 	return nil
 }
 
@@ -354,7 +345,6 @@ func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("load state of %s: %w", groupID, err)
 	}
-	c := countOf(s)
-	g.setCounts(d.metrics, c, true)
+	g.setCounts(d.metrics, countOf(s), true)
 	return s != nil && s.Dismissed, nil
 }

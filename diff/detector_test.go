@@ -32,10 +32,11 @@ func TestDetectorWithMemoryStore(t *testing.T) {
 func TestNewDetectorValidates(t *testing.T) {
 	st, pub := diff.NewMemoryStore(), &difftest.Publisher{}
 	for name, o := range map[string]diff.DetectorOptions{
-		"no store":     {Publisher: pub},
-		"no publisher": {Store: st},
-		"bad baseline": {Store: st, Publisher: pub, Diff: diff.Options{Baseline: "loud"}},
-		"negative cap": {Store: st, Publisher: pub, Diff: diff.Options{MemberCap: -1}},
+		"no store":                 {Publisher: pub},
+		"no publisher":             {Store: st},
+		"bad baseline":             {Store: st, Publisher: pub, Diff: diff.Options{Baseline: "loud"}},
+		"negative cap":             {Store: st, Publisher: pub, Diff: diff.Options{MemberCap: -1}},
+		"negative confirm timeout": {Store: st, Publisher: pub, ConfirmTimeout: -time.Second},
 	} {
 		if _, err := diff.NewDetector(o); err == nil {
 			t.Errorf("%s: no error", name)

@@ -115,6 +115,12 @@ func (p *Pending) Clone() *Pending {
 	return &Pending{Events: append([]schema.Event(nil), p.Events...), Next: p.Next.Clone()}
 }
 
+// OutboxOnly is what Store.Load returns for a group with an outbox but no
+// committed state yet (an interrupted baseline).
+func OutboxOnly(groupID string, p *Pending) *State {
+	return &State{Version: StateVersion, SDKAppID: p.Next.SDKAppID, GroupID: groupID, Pending: p}
+}
+
 // Check reports whether p is an outbox a Store may save for groupID.
 func (p *Pending) Check(groupID string) error {
 	switch {

@@ -62,12 +62,13 @@ func (m *MemoryStore) Load(ctx context.Context, groupID string) (*State, error) 
 	if m.closed {
 		return nil, ErrClosed
 	}
-	s := m.states[groupID].Clone()
-	if p := m.outboxs[groupID]; p != nil {
-		if s == nil {
-			s = &State{Version: StateVersion, SDKAppID: p.Next.SDKAppID, GroupID: groupID}
-		}
-		s.Pending = p.Clone()
+	s, p := m.states[groupID].Clone(), m.outboxs[groupID].Clone()
+	switch {
+	case p == nil:
+	case s == nil:
+		s = OutboxOnly(groupID, p)
+	default:
+		s.Pending = p
 	}
 	return s, nil
 }

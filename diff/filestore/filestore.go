@@ -179,7 +179,7 @@ func (s *Store) Load(ctx context.Context, groupID string) (*diff.State, error) {
 		return st, err
 	}
 	if st == nil {
-		st = &diff.State{Version: diff.StateVersion, SDKAppID: ob.Next.SDKAppID, GroupID: groupID}
+		return diff.OutboxOnly(groupID, ob), nil
 	}
 	st.Pending = ob
 	return st, nil
@@ -279,9 +279,8 @@ func (s *Store) SaveOutbox(ctx context.Context, groupID string, pend *diff.Pendi
 	if err != nil {
 		return fmt.Errorf("save outbox of %q: %w", groupID, err)
 	}
-	next := pend.Next.Clone()
-	next.Pending = nil
-	b, err := json.Marshal(outboxFile{Version: diff.StateVersion, GroupID: groupID, Events: pend.Events, Next: next})
+	// Next's own Pending is never encoded (json:"-").
+	b, err := json.Marshal(outboxFile{Version: diff.StateVersion, GroupID: groupID, Events: pend.Events, Next: pend.Next})
 	if err != nil {
 		return fmt.Errorf("encode outbox: %w", err)
 	}
