@@ -1,9 +1,5 @@
 package poller
 
-import (
-	"github.com/rollcall-dev/rollcall/poller/tencent"
-)
-
 // FatalError is returned by Run (and found in RunOnce's error) when the API
 // reports an error that no retry or other group can fix: a wrong secret key,
 // sdkappid or region, an identifier that is not an app admin, an expired
@@ -22,10 +18,3 @@ func (e *FatalError) Error() string {
 
 // Unwrap returns the API error.
 func (e *FatalError) Unwrap() error { return e.Err }
-
-// kindAndCode returns, for logs, the kind and the code of a listing error,
-// as the api_calls_total metric labels it: always a string ("10002",
-// "http_502", "transport"), never 0 for a failure.
-func kindAndCode(err error, kind tencent.Kind) (string, string) {
-	return kind.String(), tencent.CodeLabel(err)
-}

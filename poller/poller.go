@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -672,8 +671,8 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 			}
 			snap = schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Dismissed: true}
 		default:
-			kindName, code := kindAndCode(err, kind)
-			if s.deny(id, code == strconv.Itoa(codeNoPermission)) {
+			var ae *tencent.APIError
+			if s.deny(id, errors.As(err, &ae) && ae.Code == codeNoPermission) {
 				// 10007 on one group is that group's type; on every
 				// group it is the identifier: a configuration error.
 				err = &FatalError{GroupID: id, Err: fmt.Errorf("every group answers 10007: %w", err)}
@@ -681,8 +680,8 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 				s.finish(id, c, resultFailed, -1)
 				return err
 			}
-			s.log.Warn("poll failed", zap.String("group_id", id), zap.String("kind", kindName),
-				zap.String("code", code), zap.Error(err))
+			s.log.Warn("poll failed", zap.String("group_id", id), zap.String("kind", kind.String()),
+				zap.String("code", tencent.CodeLabel(err)), zap.Error(err))
 			if kind == tencent.KindAuth {
 				s.setAuthErr(err)
 			}

@@ -454,7 +454,7 @@ func (c *Client) GroupExists(ctx context.Context, groupID string) (bool, error) 
 		return resp
 	})
 	switch {
-	case KindOf(err) == KindGroupGone && err != nil:
+	case err != nil && KindOf(err) == KindGroupGone:
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("group info of %s: %w", groupID, err)
@@ -471,7 +471,7 @@ func (c *Client) GroupExists(ctx context.Context, groupID string) (bool, error) 
 		return false, nil
 	}
 	return false, fmt.Errorf("group info of %s: %w", groupID,
-		&APIError{Command: cmdGroupInfo, HTTPStatus: 200, Code: code, Info: redactString(g.ErrorInfo, ""), Kind: classify(code)})
+		&APIError{Command: cmdGroupInfo, HTTPStatus: 200, Code: code, Info: scrub(g.ErrorInfo, ""), Kind: classify(code)})
 }
 
 // CheckMembersBatch is how many accounts one check_members call asks
@@ -615,7 +615,7 @@ func (c *Client) callRetry(ctx context.Context, retry bool, command, service, gr
 		}
 		c.log.Log(lvl, "api call failed, retrying",
 			zap.String("command", command), zap.String("group_id", groupID),
-			zap.String("code", codeLabel(err)), zap.Int("attempt", attempt),
+			zap.String("code", CodeLabel(err)), zap.Int("attempt", attempt),
 			zap.Duration("backoff", next), zap.Error(err))
 	}
 	var policy backoff.BackOff = &backoff.StopBackOff{}
@@ -697,14 +697,6 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	d := time.Since(start)
 	if res.StatusCode != http.StatusOK {
 		c.m.call(command, "http_"+strconv.Itoa(res.StatusCode), d)
-		switch res.StatusCode {
-		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			// The domain's gateway cannot reach the service: as for a
-			// connection failure, try the backup domain next time.
-			if len(c.bases) > 1 {
-				c.base.CompareAndSwap(idx, 1-idx)
-			}
-		}
 		kind := KindTransient
 		switch res.StatusCode {
 		case http.StatusTooManyRequests:
@@ -713,12 +705,18 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 			// The endpoint does not serve this command: retrying will
 			// not change that.
 			kind = KindBadRequest
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// The domain's gateway cannot reach the service: as for a
+			// connection failure, try the backup domain next time.
+			if len(c.bases) > 1 {
+				c.base.CompareAndSwap(idx, 1-idx)
+			}
 		}
 		return &APIError{Command: command, HTTPStatus: res.StatusCode, Info: http.StatusText(res.StatusCode), Kind: kind}
 	}
 	invalid := func(info string) error {
 		c.m.call(command, "invalid_response", d)
-		return &APIError{Command: command, HTTPStatus: res.StatusCode, Info: redactString(info, sig), Kind: KindTransient}
+		return &APIError{Command: command, HTTPStatus: res.StatusCode, Info: scrub(info, sig), Kind: KindTransient}
 	}
 	if len(raw) > maxResponseBytes {
 		return invalid(fmt.Sprintf("body larger than %d bytes", maxResponseBytes))
@@ -734,7 +732,7 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 		code := *st.ErrorCode
 		c.m.call(command, strconv.Itoa(code), d)
 		return &APIError{Command: command, HTTPStatus: res.StatusCode, Code: code,
-			Info: redactString(st.ErrorInfo, sig), Kind: classify(code)}
+			Info: scrub(st.ErrorInfo, sig), Kind: classify(code)}
 	}
 	if st.ActionStatus != "OK" {
 		return invalid(fmt.Sprintf("ActionStatus %.20q with ErrorCode 0", st.ActionStatus))
@@ -746,15 +744,10 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	return nil
 }
 
-func redactString(s, sig string) string { return scrub(s, sig) }
-
 // CodeLabel is the code an error is counted (rollcall_api_calls_total's
 // code label) and logged under, always a string: Tencent's ErrorCode
 // ("70009"), "http_502", "invalid_response" or "transport".
-func CodeLabel(err error) string { return codeLabel(err) }
-
-// codeLabel is the code an error is counted and logged under.
-func codeLabel(err error) string {
+func CodeLabel(err error) string {
 	var ae *APIError
 	switch {
 	case errors.As(err, &ae) && ae.HTTPStatus != 0 && ae.HTTPStatus != http.StatusOK:

@@ -184,14 +184,10 @@ func redact(err error, sig string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		// Keep the chain (timeouts, net.OpError) but not the URL.
-		re := &url.Error{Op: ue.Op, URL: redactURL(ue.URL, sig), Err: ue.Err}
-		if msg := re.Error(); scrub(msg, sig) == msg {
-			return re
-		}
-		err = re
+		err = &url.Error{Op: ue.Op, URL: redactURL(ue.URL, sig), Err: ue.Err}
 	}
-	if msg := err.Error(); scrub(msg, sig) != msg {
-		return errors.New(scrub(msg, sig))
+	if msg, clean := err.Error(), scrub(err.Error(), sig); clean != msg {
+		return errors.New(clean) // the chain itself echoed the usersig
 	}
 	return err
 }
