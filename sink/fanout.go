@@ -214,7 +214,7 @@ func (f *Fanout) publishTo(ctx context.Context, m *member, events []schema.Event
 			zap.String("sink", m.name), zap.Int("attempt", attempt),
 			zap.Error(err), zap.Duration("wait", wait))
 	}
-	b := &budgetBackOff{BackOff: m.retry.newBackOff(), deadline: m.budgetEnd, now: time.Now}
+	b := &budgetBackOff{BackOff: m.retry.newBackOff(), deadline: m.budgetEnd}
 	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify)
 	switch {
 	case err == nil:

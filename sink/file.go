@@ -112,14 +112,16 @@ func (f *File) repairNewest(current string) error {
 			newest[false] = name
 		}
 	}
-	// The current hour's file is repaired when it is opened.
-	if name, ok := newest[false]; ok && filepath.Join(f.dir, name) != current {
-		if err := f.repairPlain(filepath.Join(f.dir, name)); err != nil {
-			return err
+	for gz, name := range newest {
+		path := filepath.Join(f.dir, name)
+		if path == current {
+			continue // repaired when it is opened
 		}
-	}
-	if name, ok := newest[true]; ok && filepath.Join(f.dir, name) != current {
-		if err := f.repairGzip(filepath.Join(f.dir, name)); err != nil {
+		repair := f.repairPlain
+		if gz {
+			repair = f.repairGzip
+		}
+		if err := repair(path); err != nil {
 			return err
 		}
 	}

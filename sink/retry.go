@@ -67,7 +67,6 @@ func (o RetryOptions) newBackOff() *backoff.ExponentialBackOff {
 type budgetBackOff struct {
 	backoff.BackOff
 	deadline func() time.Time
-	now      func() time.Time
 }
 
 func (b *budgetBackOff) NextBackOff() time.Duration {
@@ -76,7 +75,7 @@ func (b *budgetBackOff) NextBackOff() time.Duration {
 	if d == backoff.Stop || dl.IsZero() {
 		return d
 	}
-	left := dl.Sub(b.now())
+	left := time.Until(dl)
 	if left <= 0 {
 		return backoff.Stop
 	}

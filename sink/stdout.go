@@ -85,22 +85,18 @@ func (s *Stdout) Publish(ctx context.Context, events []schema.Event) error {
 		done <- err
 	}()
 	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("write stdout: %w", err)
-		}
-		return nil
+	case err = <-done:
 	case <-ctx.Done():
 		select {
-		case err := <-done: // finished just in time
-			if err != nil {
-				return fmt.Errorf("write stdout: %w", err)
-			}
-			return nil
+		case err = <-done: // finished just in time
 		default:
-			return fmt.Errorf("write stdout: %w", ctx.Err())
+			err = ctx.Err()
 		}
 	}
+	if err != nil {
+		return fmt.Errorf("write stdout: %w", err)
+	}
+	return nil
 }
 
 // keep keeps buf for the next batch unless it grew too large; the caller

@@ -16,8 +16,6 @@ package nats
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -152,33 +150,21 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 // unreachable reports whether a first connection failed for want of a
 // server (refused, unknown host, timeout) rather than because one refused
 // the client (authentication, TLS verification).
+//
+// Only the absence of a server counts: authentication and TLS errors are
+// neither of the kinds below, and a connection made and then dropped (EOF,
+// reset: a server refusing a client certificate may do just that) is the
+// server answering.
 func unreachable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		alert     tls.AlertError
-		record    tls.RecordHeaderError
-	)
 	switch {
-	case errors.Is(err, natsgo.ErrAuthorization), errors.Is(err, natsgo.ErrAuthExpired),
-		errors.Is(err, natsgo.ErrAuthRevoked), errors.Is(err, natsgo.ErrPermissionViolation),
-		errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid),
-		errors.As(err, &verify), errors.As(err, &alert), errors.As(err, &record):
+	case err == nil:
 		return false
 	case errors.Is(err, natsgo.ErrNoServers), errors.Is(err, natsgo.ErrTimeout):
 		return true
 	case strings.Contains(err.Error(), "tls: "):
-		return false // a TLS alert or handshake failure: the server is there
+		return false // a TLS handshake that timed out or failed: the server is there
 	}
-	// No connection could be made (unknown host, dial failure or timeout).
-	// A connection that was made and then dropped (EOF, reset: a server
-	// refusing a client certificate may do just that) is the server
-	// answering, not its absence.
+	// No connection could be made: unknown host, dial failure or timeout.
 	var (
 		dns *net.DNSError
 		oe  *net.OpError

@@ -477,3 +477,19 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestBareMetricsFamily: a metric family passed without For records under
+// sink="nats", rather than leaving the sink without series.
+func TestBareMetricsFamily(t *testing.T) {
+	ts := startServer(t, nil)
+	reg := prometheus.NewRegistry()
+	newSink(t, ts, natssink.Options{Metrics: natssink.NewMetrics(reg)})
+	want := `
+# HELP rollcall_nats_connected 1 while the NATS sink is connected to a server.
+# TYPE rollcall_nats_connected gauge
+rollcall_nats_connected{sink="nats"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rollcall_nats_connected"); err != nil {
+		t.Fatal(err)
+	}
+}
