@@ -10,7 +10,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -704,9 +703,6 @@ func (s *SinkConfig) validate(key string) error {
 		if s.BatchTimeout < 0 {
 			return cfgErr(key+".batch_timeout", "must be positive")
 		}
-		if s.WriteTimeout < 0 {
-			return cfgErr(key+".write_timeout", "must be positive")
-		}
 		if s.SASL != nil {
 			switch s.SASL.Mechanism {
 			case "plain", "scram-sha-256", "scram-sha-512":
@@ -734,8 +730,8 @@ func (s *SinkConfig) validate(key string) error {
 				return cfgErr(key+".create_topic", "partitions and replication must be positive")
 			}
 		}
-		// The sink's own checks (topic name rules…), so that nothing the
-		// sink would refuse at start passes here.
+		// The sink's own checks (topic name rules, timeouts…), so that
+		// nothing the sink would refuse at start passes here.
 		if err := kafka.Validate(s.kafkaOptions()); err != nil {
 			return sinkOptionErr(key, err)
 		}
@@ -774,22 +770,21 @@ func (s *SinkConfig) validate(key string) error {
 		if s.Password != "" && s.User == "" {
 			return cfgErr(key+".user", "required with password")
 		}
+		// nats.Validate refuses two ways too, but names no single key.
 		var auth []string
-		for k, set := range map[string]bool{"creds_file": s.CredsFile != "", "nkey_file": s.NKeyFile != "",
-			"user": s.User != "", "token": s.Token != ""} {
-			if set {
-				auth = append(auth, k)
+		for _, m := range []struct {
+			key string
+			set bool
+		}{{"creds_file", s.CredsFile != ""}, {"nkey_file", s.NKeyFile != ""}, {"token", s.Token != ""}, {"user", s.User != ""}} {
+			if m.set {
+				auth = append(auth, m.key)
 			}
 		}
 		if len(auth) > 1 {
-			slices.Sort(auth)
 			return cfgErr(key+"."+auth[0], "set one way to authenticate, not %s", strings.Join(auth, " and "))
 		}
-		if s.PublishTimeout < 0 {
-			return cfgErr(key+".publish_timeout", "must be positive")
-		}
-		// The sink's own checks (URLs, stream name…), so that nothing the
-		// sink would refuse at start passes here.
+		// The sink's own checks (URLs, stream name, timeouts…), so that
+		// nothing the sink would refuse at start passes here.
 		if err := nats.Validate(s.natsOptions()); err != nil {
 			return sinkOptionErr(key, err)
 		}
