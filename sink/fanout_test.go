@@ -24,6 +24,13 @@ import (
 // fast retries keep the tests quick; jitter still applies.
 var fast = sink.RetryOptions{InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond}
 
+// fastWithin is fast with a failure budget (retry.max_elapsed_time).
+func fastWithin(budget time.Duration) sink.RetryOptions {
+	r := fast
+	r.MaxElapsedTime = budget
+	return r
+}
+
 // guard bounds waits for things that must happen; hitting it means a hang.
 const guard = 30 * time.Second
 
@@ -81,9 +88,7 @@ func fmtAny(v any) string {
 func TestFanoutMaxElapsedTimeGivesUp(t *testing.T) {
 	rec := sinktest.NewRecorder("rec")
 	rec.FailUntilHealed(nil)
-	retry := fast
-	retry.MaxElapsedTime = 30 * time.Millisecond
-	f := sink.NewFanout([]sink.Sink{rec}, sink.FanoutOptions{Retry: retry})
+	f := sink.NewFanout([]sink.Sink{rec}, sink.FanoutOptions{Retry: fastWithin(30 * time.Millisecond)})
 
 	err := f.Publish(context.Background(), sinktest.Batch(0, 1))
 	if !errors.Is(err, sinktest.ErrInjected) || !strings.Contains(err.Error(), "rec") {
@@ -108,9 +113,7 @@ func TestFanoutMaxElapsedTimeGivesUp(t *testing.T) {
 func TestFanoutBudgetIsPerSink(t *testing.T) {
 	rec := sinktest.NewRecorder("rec")
 	rec.FailUntilHealed(nil)
-	retry := fast
-	retry.MaxElapsedTime = 30 * time.Millisecond
-	f := sink.NewFanout([]sink.Sink{rec}, sink.FanoutOptions{Retry: retry})
+	f := sink.NewFanout([]sink.Sink{rec}, sink.FanoutOptions{Retry: fastWithin(30 * time.Millisecond)})
 	if err := f.Publish(context.Background(), sinktest.Batch(0, 1)); err == nil {
 		t.Fatal("Publish to a down sink succeeded")
 	}
@@ -155,9 +158,7 @@ func (s *slowFailSink) Publish(ctx context.Context, _ []schema.Event) error {
 // write timeout per group.
 func TestFanoutSpentBudgetDoesNotQueue(t *testing.T) {
 	s := &slowFailSink{Recorder: sinktest.NewRecorder("slow")}
-	retry := fast
-	retry.MaxElapsedTime = time.Millisecond
-	f := sink.NewFanout([]sink.Sink{s}, sink.FanoutOptions{Retry: retry})
+	f := sink.NewFanout([]sink.Sink{s}, sink.FanoutOptions{Retry: fastWithin(time.Millisecond)})
 	if err := f.Publish(context.Background(), sinktest.Batch(0, 1)); err == nil {
 		t.Fatal("Publish to a failing sink succeeded")
 	}
