@@ -188,6 +188,18 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		return s
 	}
 
+	// crashAfterPublish handles s so that every sink acknowledges the batch
+	// and the commit then fails, as if the process died in between.
+	crashAfterPublish := func(t *testing.T, d *diff.Detector, inner *FailingStore, pub *Publisher, s schema.Snapshot) {
+		t.Helper()
+		crash := errors.New("killed")
+		pub.Acked = func() { inner.FailSave(crash) }
+		defer func() { pub.Acked = nil }()
+		if err := d.HandleSnapshot(ctx, s); !errors.Is(err, crash) {
+			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, crash)
+		}
+	}
+
 	t.Run("commits after publish", func(t *testing.T) {
 		st, _ := open(t)
 		pub := &Publisher{}
@@ -291,12 +303,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		// The sinks take alice's leave and carol's join, then the process
 		// dies before the commit (the commit fails, and the store is
 		// reopened as a restarted process would).
-		crash := errors.New("killed")
-		pub.Acked = func() { inner.FailSave(crash) }
-		if err := d.HandleSnapshot(ctx, snap(1, "bob", "carol")); !errors.Is(err, crash) {
-			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, crash)
-		}
-		pub.Acked = nil
+		crashAfterPublish(t, d, inner, pub, snap(1, "bob", "carol"))
 		partial := pub.Batches()[1]
 		st = reopen()
 		d = newDetector(t, st, pub)
@@ -330,12 +337,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		inner := &FailingStore{Store: st}
 		pub := &Publisher{}
 		d := newDetector(t, inner, pub)
-		crash := errors.New("killed")
-		pub.Acked = func() { inner.FailSave(crash) }
-		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); !errors.Is(err, crash) {
-			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, crash)
-		}
-		pub.Acked = nil
+		crashAfterPublish(t, d, inner, pub, snap(0, "alice", "bob"))
 		st = reopen()
 		d = newDetector(t, st, pub)
 		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || gone {
@@ -361,13 +363,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
 			t.Fatal(err)
 		}
-		crash := errors.New("killed")
-		pub.Acked = func() { inner.FailSave(crash) }
-		dis := schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(1), Dismissed: true}
-		if err := d.HandleSnapshot(ctx, dis); !errors.Is(err, crash) {
-			t.Fatalf("HandleSnapshot = %v, want it to wrap %v", err, crash)
-		}
-		pub.Acked = nil
+		crashAfterPublish(t, d, inner, pub, schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(1), Dismissed: true})
 		st = reopen()
 		d = newDetector(t, st, pub)
 		// Not committed as dismissed yet: polled again, so the outbox goes out.
