@@ -773,3 +773,33 @@ func TestE2EOpsSIGHUPKeepsDismissedGroupsOut(t *testing.T) {
 	}
 	d2.stop()
 }
+
+// TestE2EOpsSIGHUPIntervalBelowRunningTimeout: a reload to a poll.interval
+// no longer than the running request timeout (derived from the old
+// interval, and changed only by a restart) applies the interval, warns,
+// and does not report the tencent section as changed.
+func TestE2EOpsSIGHUPIntervalBelowRunningTimeout(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	api.AddGroup("@TGS#rt", member("alice", 1795600000))
+	e := newEnv(t, api, []string{"@TGS#rt"}, "")
+	e.writeDaemonConfig([]string{"@TGS#rt"}, "")
+	semEdit(e, "  request_timeout: 500ms\n", "")
+	semEdit(e, "  interval: 1s\n", "  interval: 20s\n") // request_timeout defaults to 5s
+	d := startOpsDaemon(t, e, api.Key())
+	e.waitEvents(1)
+	semEdit(e, "  interval: 20s\n", "  interval: 4s\n")
+	d.signal(syscall.SIGHUP)
+	w := d.waitLog(10*time.Second, "the timeout warning", func(l opsLog) bool {
+		return strings.Contains(l.msg(), "running tencent.request_timeout")
+	})
+	if w["running_request_timeout"] != "5s" && w["running_request_timeout"] != 5.0 {
+		t.Errorf("warning fields %v, want the running 5s timeout", w)
+	}
+	d.waitLog(10*time.Second, "the reload", func(l opsLog) bool { return l.msg() == "configuration reloaded" })
+	for _, l := range d.logs() {
+		if l.msg() == "reload: this section changed but takes effect only after a restart" {
+			t.Errorf("reload reported a section changed: %v", l)
+		}
+	}
+	d.stop()
+}
