@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxLen is Tencent's limit on a group id, in bytes. Tencent's "Use
@@ -40,6 +41,10 @@ var (
 	// (0x00-0x1f, 0x7f): Tencent never issues one, and it would garble
 	// logs and YAML.
 	ErrControl = errors.New("group id contains a control character")
+	// ErrNotUTF8 is returned for an id that is not valid UTF-8: JSON
+	// (events, state files) would replace the bad bytes, so the id would
+	// not come back. YAML configuration cannot produce one.
+	ErrNotUTF8 = errors.New("group id is not valid UTF-8")
 	// ErrTooLong matches (errors.Is) the error for an id longer than
 	// MaxLen; that error's text gives the id's length.
 	ErrTooLong = errors.New("group id is longer than Tencent's limit")
@@ -54,10 +59,11 @@ func (n tooLongError) Error() string {
 func (tooLongError) Is(target error) bool { return target == ErrTooLong }
 
 // Validate reports whether id may name a group: not empty or white space
-// only (ErrEmpty), no ASCII control byte (ErrControl), at most MaxLen
-// bytes (ErrTooLong). Checks run in that order. Bytes above 0x7f pass:
-// Tencent's documented alphabet is ASCII, but rollcall has always
-// accepted such ids and leaves the verdict on them to the API.
+// only (ErrEmpty), no ASCII control byte (ErrControl), valid UTF-8
+// (ErrNotUTF8), at most MaxLen bytes (ErrTooLong). Checks run in that
+// order. Non-ASCII characters pass: Tencent's documented alphabet is
+// ASCII, but rollcall has always accepted them and leaves the verdict on
+// them to the API.
 //
 // Every id that passes has a non-empty NATS token without '.', '*', '>'
 // or white space, and file names within MaxFileNameLen for any suffix of
@@ -70,6 +76,9 @@ func Validate(id string) error {
 		if c := id[i]; c < 0x20 || c == 0x7f {
 			return ErrControl
 		}
+	}
+	if !utf8.ValidString(id) {
+		return ErrNotUTF8
 	}
 	if len(id) > MaxLen {
 		return tooLongError(len(id))

@@ -1,6 +1,7 @@
 package groupid_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/url"
 	"regexp"
@@ -35,6 +36,8 @@ func TestValidate(t *testing.T) {
 		// 16 three-byte runes: 48 bytes pass, 17 do not.
 		{strings.Repeat("直", 16), nil, ""},
 		{strings.Repeat("直", 17), groupid.ErrTooLong, "group id is 51 bytes, longer than Tencent's limit of 48"},
+		{"\xff", groupid.ErrNotUTF8, "group id is not valid UTF-8"},
+		{"ok\xe7\x9b", groupid.ErrNotUTF8, "group id is not valid UTF-8"},
 		// A control byte in a long id is reported as such: it is the
 		// more specific mistake.
 		{strings.Repeat("x", 60) + "\n", groupid.ErrControl, "group id contains a control character"},
@@ -161,7 +164,7 @@ func TestFileName(t *testing.T) {
 func TestLongestValidIDFitsEveryFileName(t *testing.T) {
 	// Base32 makes 8 characters of every 5 bytes, whatever the bytes, so
 	// the longest valid id has the longest stem.
-	stem := groupid.FileStem(strings.Repeat("\xff", groupid.MaxLen))
+	stem := groupid.FileStem(strings.Repeat("~", groupid.MaxLen))
 	if len(stem) != 77 {
 		t.Fatalf("stem of a %d-byte id is %d bytes, want 77", groupid.MaxLen, len(stem))
 	}
@@ -205,6 +208,15 @@ func checkEncodings(t *testing.T, id string) {
 		t.Fatalf("FileStem(%q) = %q is not a plain lower-case name", id, stem)
 	}
 	if valid {
+		// Events and state files carry the id as a JSON string.
+		b, err := json.Marshal(id)
+		var back string
+		if err == nil {
+			err = json.Unmarshal(b, &back)
+		}
+		if err != nil || back != id {
+			t.Fatalf("JSON of %q = %s decodes to %q, %v", id, b, back, err)
+		}
 		suffix := strings.Repeat("s", groupid.MaxFileSuffixLen)
 		name, err := groupid.FileName(id, suffix)
 		if err != nil || len(name) > groupid.MaxFileNameLen {
