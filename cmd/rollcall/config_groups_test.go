@@ -45,3 +45,20 @@ func TestTooLongGroupIDExitsWithUsage(t *testing.T) {
 		t.Fatalf("check --offline exited %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", r.code, exitUsage, want, r.stdout, r.stderr)
 	}
 }
+
+func TestSnapshotRefusesAnInvalidGroupID(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rollcall.yaml")
+	if err := os.WriteFile(path, []byte(minimalConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{
+		strings.Repeat("r", 49): "snapshot: --group: group id is 49 bytes, longer than Tencent's limit of 48",
+		" ":                     "snapshot: --group: empty group id",
+		"a\tb":                  "snapshot: --group: group id contains a control character",
+	} {
+		r := runCLI(t, "", []string{"KEY=k"}, "snapshot", "--config", path, "--group", id)
+		if r.code != exitUsage || !strings.Contains(r.stderr, want) {
+			t.Errorf("snapshot --group %q exited %d, want %d with %q\nstderr:\n%s", id, r.code, exitUsage, want, r.stderr)
+		}
+	}
+}
