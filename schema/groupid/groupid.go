@@ -8,8 +8,8 @@
 //   - Token: the id as one NATS subject token.
 //   - FileStem / FileName: the id as a file name of the state store.
 //
-// Each encoding is total (it accepts any string, valid or not) and
-// reversible, so an id is never confused with another one. They are wire
+// Each encoding accepts any string, valid or not, and is reversible for
+// every non-empty one, so an id is never confused with another one. They are wire
 // and disk formats: changing one changes event bytes, NATS subjects or
 // state file names, and breaks consumers or existing state directories.
 //
