@@ -40,6 +40,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 // MemberLister lists the online members of a group: every page, members
@@ -235,8 +236,8 @@ func New(l MemberLister, h Handler, o Options) (*Scheduler, error) {
 		return nil, fmt.Errorf("drain timeout %s: must not be negative", o.DrainTimeout)
 	}
 	for _, id := range o.Groups {
-		if id == "" {
-			return nil, errors.New("groups.ids: empty group id")
+		if err := groupid.Validate(id); err != nil {
+			return nil, fmt.Errorf("groups.ids: %w", err)
 		}
 	}
 	s := &Scheduler{

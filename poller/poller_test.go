@@ -182,6 +182,8 @@ func TestNewValidates(t *testing.T) {
 		"negative rate limit":  {SDKAppID: 1, RateLimit: -1},
 		"negative drain":       {SDKAppID: 1, DrainTimeout: -1},
 		"empty group id":       {SDKAppID: 1, Groups: []string{"a", ""}},
+		"group id too long":    {SDKAppID: 1, Groups: []string{strings.Repeat("g", 49)}},
+		"group id with a tab":  {SDKAppID: 1, Groups: []string{"a\tb"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := New(l, l, o); err == nil {

@@ -5,9 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 // Event types: the CloudEvents "type" attribute.
@@ -226,7 +227,7 @@ func EventID(sdkappid uint64, groupID, account string, joinTime int64, typ strin
 // Source returns the CloudEvents source of a group's events:
 // /tencent-im/<sdkappid>/groups/<group id, percent-escaped>.
 func Source(sdkappid uint64, groupID string) string {
-	return "/tencent-im/" + strconv.FormatUint(sdkappid, 10) + "/groups/" + url.PathEscape(groupID)
+	return "/tencent-im/" + strconv.FormatUint(sdkappid, 10) + "/groups/" + groupid.PathSegment(groupID)
 }
 
 // MemberJoined builds a rollcall.member.joined event. prev is the previous

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 	"github.com/rollcall-dev/rollcall/sink"
 	"github.com/rollcall-dev/rollcall/sink/kafka"
 	"github.com/rollcall-dev/rollcall/sink/nats"
@@ -512,11 +513,8 @@ func (c *Config) setDefaultsAndValidate() error {
 	seen := map[string]bool{}
 	for i, id := range c.Groups.IDs {
 		key := fmt.Sprintf("groups.ids[%d]", i)
-		if strings.TrimSpace(id) == "" {
-			return cfgErr(key, "empty group id")
-		}
-		if strings.ContainsAny(id, "\x00\r\n") {
-			return cfgErr(key, "group id contains a control character")
+		if err := groupid.Validate(id); err != nil {
+			return cfgErr(key, "%v", err)
 		}
 		if seen[id] {
 			return cfgErr(key, "duplicate group id %q", id)

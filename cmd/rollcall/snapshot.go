@@ -10,6 +10,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 // cmdSnapshot prints one group's full member list as the API gives it now.
@@ -23,6 +24,9 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *path == "" || *group == "" {
 		return usageError{"snapshot: --config and --group are required"}
+	}
+	if err := groupid.Validate(*group); err != nil {
+		return usageError{"snapshot: --group: " + err.Error()}
 	}
 	if *format != "json" && *format != "table" {
 		return usageError{fmt.Sprintf("snapshot: --format must be json or table, got %q", *format)}

@@ -1,11 +1,12 @@
 // Package filestore is the durable diff.Store: one JSON file per group in
 // a directory that one rollcall process owns.
 //
-// A file's name is the group id in lowercase base32 (RFC 4648 "extended
-// hex" alphabet, no padding) plus ".json". The encoding is reversible,
-// cannot produce "/", "." or "..", and has no two names differing only in
-// case, so it is collision-free on case-insensitive filesystems too. The
-// group id is also stored inside the file for people reading it.
+// A file's name is groupid.FileStem of the group id (lower-case base32,
+// RFC 4648 "extended hex" alphabet, no padding) plus ".json". The encoding
+// is reversible, cannot produce "/", "." or "..", and has no two names
+// differing only in case, so it is collision-free on case-insensitive
+// filesystems too. The group id is also stored inside the file for people
+// reading it.
 //
 // A group's outbox (a batch being published, see diff.Store) is a second
 // file, the same name with ".outbox" for ".json", present only while a
@@ -19,7 +20,6 @@ package filestore
 
 import (
 	"context"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +34,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 const (
@@ -41,11 +42,15 @@ const (
 	ext       = ".json"
 	outboxExt = ".outbox"
 	tmpPrefix = ".tmp-"
-	// maxNameLen keeps names under the common 255-byte limit.
-	maxNameLen = 255
 )
 
-var enc = base32.HexEncoding.WithPadding(base32.NoPadding)
+// Every valid group id gets names within the file-name limit (temporary
+// files do not derive from the id): this fails to compile if a suffix
+// outgrows groupid's budget.
+const (
+	_ = uint(groupid.MaxFileSuffixLen - len(ext))
+	_ = uint(groupid.MaxFileSuffixLen - len(outboxExt))
+)
 
 // ErrLocked is returned by Open when another process holds the directory.
 var ErrLocked = errors.New("state directory is locked by another process")
@@ -118,31 +123,27 @@ func (s *Store) removeTemps() error {
 
 // FileName returns the name of the file holding groupID's state.
 func FileName(groupID string) string {
-	return strings.ToLower(enc.EncodeToString([]byte(groupID))) + ext
+	return groupid.FileStem(groupID) + ext
 }
 
 // groupOf reverses FileName; ok is false for names it did not produce.
 func groupOf(name string) (string, bool) {
-	base, found := strings.CutSuffix(name, ext)
-	if !found || base == "" || base != strings.ToLower(base) {
+	stem, found := strings.CutSuffix(name, ext)
+	if !found {
 		return "", false
 	}
-	b, err := enc.DecodeString(strings.ToUpper(base))
-	if err != nil || FileName(string(b)) != name {
-		return "", false
-	}
-	return string(b), true
+	return groupid.ParseFileStem(stem)
 }
 
+// path returns the state file of groupID. The store takes any id it can
+// name, not only valid ones: both of the group's names must fit, and the
+// outbox's is the longer (an id whose outbox name did not fit could save
+// its state but never its outbox).
 func (s *Store) path(groupID string) (string, error) {
-	if groupID == "" {
-		return "", errors.New("empty group id")
+	if _, err := groupid.FileName(groupID, outboxExt); err != nil {
+		return "", err
 	}
-	name := FileName(groupID)
-	if len(name) > maxNameLen {
-		return "", fmt.Errorf("group id of %d bytes is too long for a file name", len(groupID))
-	}
-	return filepath.Join(s.dir, name), nil
+	return filepath.Join(s.dir, FileName(groupID)), nil
 }
 
 // Load implements diff.Store. A file that cannot be decoded is an error

@@ -21,6 +21,7 @@ import (
 	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/diff/difftest"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 // crashDirEnv makes the test binary run saveLoop instead of the tests: the
@@ -449,5 +450,50 @@ func TestOutboxBesideTheState(t *testing.T) {
 	}
 	if err := s.SaveOutbox(ctx, "g", &diff.Pending{Next: next}); err == nil {
 		t.Fatal("SaveOutbox accepted an outbox without events")
+	}
+}
+
+// TestEveryNameOfAGroupFits: the longest valid group id stores its state
+// and its outbox; an id whose outbox name would pass the 255-byte limit
+// (156 bytes: a 255-byte state name, a 257-byte outbox name) is refused
+// before anything is written, where it used to leave a state file it
+// could not load (the outbox's name was never checked).
+func TestEveryNameOfAGroupFits(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	m := schema.Member{Account: "alice", JoinTime: t0.Unix()}
+	for _, id := range []string{strings.Repeat("直", groupid.MaxLen/3), strings.Repeat("x", 155)} {
+		next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: id, ObservedAt: t0}
+		pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, id, m, schema.ReasonJoined, t0, nil)}, Next: next}
+		if err := s.SaveOutbox(ctx, id, pend); err != nil {
+			t.Fatalf("SaveOutbox of a %d-byte id: %v", len(id), err)
+		}
+		if st, err := s.Load(ctx, id); err != nil || st == nil || st.Pending == nil {
+			t.Fatalf("Load of a %d-byte id with an outbox = %+v, %v", len(id), st, err)
+		}
+		if err := s.Save(ctx, next); err != nil {
+			t.Fatalf("Save of a %d-byte id: %v", len(id), err)
+		}
+		if st, err := s.Load(ctx, id); err != nil || st == nil || st.Pending != nil {
+			t.Fatalf("Load of a %d-byte id = %+v, %v", len(id), st, err)
+		}
+	}
+
+	long := strings.Repeat("x", 156)
+	next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: long, ObservedAt: t0}
+	pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, long, m, schema.ReasonJoined, t0, nil)}, Next: next}
+	const want = "group id of 156 bytes is too long for a file name"
+	for name, err := range map[string]error{
+		"Save":       s.Save(ctx, next),
+		"SaveOutbox": s.SaveOutbox(ctx, long, pend),
+		"Load":       func() error { _, err := s.Load(ctx, long); return err }(),
+	} {
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%s of a 156-byte id = %v, want an error ending %q", name, err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName(long))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file of the refused id: %v", err)
 	}
 }

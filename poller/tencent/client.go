@@ -35,6 +35,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 // Defaults for Options.
@@ -350,8 +351,8 @@ func (r *membersResponse) validate() error {
 // only 30 when the app's plan or console switch lacks the feature, without
 // any error.
 func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Member, error) {
-	if groupID == "" {
-		return nil, errors.New("list members: empty group id")
+	if err := groupid.Validate(groupID); err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
 	}
 	req := membersRequest{GroupID: groupID, Timestamp: "0", Mark: c.mark}
 	seen := make(map[uint64]bool)
@@ -398,8 +399,8 @@ func (r *onlineNumResponse) validate() error {
 // reveals the 1,000-member cap and the 30-member cap of an app without the
 // online-member-list feature.
 func (c *Client) OnlineMemberNum(ctx context.Context, groupID string) (int, error) {
-	if groupID == "" {
-		return 0, errors.New("online member num: empty group id")
+	if err := groupid.Validate(groupID); err != nil {
+		return 0, fmt.Errorf("online member num: %w", err)
 	}
 	var resp *onlineNumResponse
 	err := c.call(ctx, cmdOnlineMemberNum, svcGroup, groupID, struct {
@@ -436,8 +437,8 @@ func (r *groupInfoResponse) validate() error {
 // reports as missing (10010/10015, per group or for the call), true when it
 // reports the group, and an error when it cannot tell.
 func (c *Client) GroupExists(ctx context.Context, groupID string) (bool, error) {
-	if groupID == "" {
-		return false, errors.New("group exists: empty group id")
+	if err := groupid.Validate(groupID); err != nil {
+		return false, fmt.Errorf("group exists: %w", err)
 	}
 	var resp *groupInfoResponse
 	type filter struct {
@@ -493,8 +494,8 @@ func (r *checkMembersResponse) validate() error { return nil }
 // has left. Accounts are asked about in batches of CheckMembersBatch; any
 // failing batch fails the call.
 func (c *Client) CheckMembers(ctx context.Context, groupID string, accounts []string) ([]string, error) {
-	if groupID == "" {
-		return nil, errors.New("check members: empty group id")
+	if err := groupid.Validate(groupID); err != nil {
+		return nil, fmt.Errorf("check members: %w", err)
 	}
 	var present []string
 	for start := 0; start < len(accounts); start += CheckMembersBatch {

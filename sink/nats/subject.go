@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 // Subject returns the subject an event is published on:
@@ -31,52 +32,23 @@ func Subject(prefix string, e schema.Event) string {
 	return b.String()
 }
 
-// GroupToken turns a group id into one subject token: every byte outside
-// [A-Za-z0-9_-] becomes %XX (upper-case hex). Dots, wildcards (*, >),
-// whitespace and the Tencent "@TGS#" prefix therefore cannot split the
-// token or widen a subscription, and the id can be recovered with
-// url.PathUnescape. The empty id gives the empty string.
-func GroupToken(groupID string) string {
-	n := 0
-	for i := 0; i < len(groupID); i++ {
-		if !safeByte(groupID[i]) {
-			n++
-		}
-	}
-	if n == 0 {
-		return groupID
-	}
-	const hex = "0123456789ABCDEF"
-	out := make([]byte, 0, len(groupID)+2*n)
-	for i := 0; i < len(groupID); i++ {
-		c := groupID[i]
-		if safeByte(c) {
-			out = append(out, c)
-			continue
-		}
-		out = append(out, '%', hex[c>>4], hex[c&0x0f])
-	}
-	return string(out)
-}
-
-func safeByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
-}
+// GroupToken turns a group id into one subject token, groupid.Token:
+// every byte outside [A-Za-z0-9_-] becomes %XX (upper-case hex). Dots,
+// wildcards (*, >), whitespace and the Tencent "@TGS#" prefix therefore
+// cannot split the token or widen a subscription, and the id can be
+// recovered with url.PathUnescape. The empty id gives the empty string.
+func GroupToken(groupID string) string { return groupid.Token(groupID) }
 
 // validPrefix reports whether p is dot-separated, non-empty tokens of
-// [A-Za-z0-9_-].
+// [A-Za-z0-9_-]: tokens groupid.Token leaves as they are, so the prefix and
+// the group token share one alphabet.
 func validPrefix(p string) bool {
 	if p == "" {
 		return false
 	}
 	for _, tok := range strings.Split(p, ".") {
-		if tok == "" {
+		if tok == "" || groupid.Token(tok) != tok {
 			return false
-		}
-		for i := 0; i < len(tok); i++ {
-			if !safeByte(tok[i]) {
-				return false
-			}
 		}
 	}
 	return true
