@@ -8,11 +8,11 @@ import (
 )
 
 // benchGroup returns a committed state of n members and a snapshot in which
-// churn of them left and churn others joined. The member cap is lifted so
-// the snapshot counts as complete (the detector's worst case: every
-// tracked member is compared).
+// churn of them left and churn others joined. The snapshot is complete
+// (not Truncated: the detector's worst case, every tracked member is
+// compared).
 func benchGroup(n, churn int) (*State, schema.Snapshot, Options) {
-	o := Options{SDKAppID: app, MemberCap: 4 * n}
+	o := Options{SDKAppID: app}
 	ms := make([]schema.Member, n)
 	for i := range ms {
 		ms[i] = schema.Member{Account: fmt.Sprintf("user%06d", i), NickName: "nick", Avatar: "https://example.com/a.png", JoinTime: j0 + int64(i)}

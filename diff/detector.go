@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rollcall-dev/rollcall/poller"
 	"github.com/rollcall-dev/rollcall/schema"
 )
 
@@ -54,10 +55,6 @@ type Confirmer interface {
 	CheckMembers(ctx context.Context, groupID string, accounts []string) (present []string, err error)
 }
 
-// featureCap is the list size an app without the online-member-list
-// feature (plan and console switch) gets: the call still succeeds.
-const featureCap = 30
-
 // Detector turns snapshots into published events and committed state.
 // It is safe for concurrent use; snapshots of one group are handled one at
 // a time.
@@ -84,7 +81,6 @@ type group struct {
 	counted   sync.Mutex
 	counts    counts // members last committed or loaded
 	forgotten bool   // removed from the configuration: not in the gauges
-	warned30  bool
 }
 
 func (g *group) acquire(ctx context.Context) error {
@@ -127,19 +123,14 @@ func (d *Detector) Forget(groupID string) {
 	}
 }
 
-// DismissedError is returned by HandleSnapshot for a group whose stored
-// state says it was dismissed but which the API lists again (its id
-// reused, or the dismissal was wrong): nothing is emitted for it. The
-// caller should stop polling it (see GroupDismissed).
-type DismissedError struct{ GroupID string }
-
-func (e *DismissedError) Error() string {
-	return "group " + e.GroupID + " is stored as dismissed; its listing is ignored (delete its state file to watch it again)"
+// storedDismissed is HandleSnapshot's error for a group whose stored state
+// says it was dismissed but which the API lists again (its id reused, or
+// the dismissal was wrong): nothing is emitted for it, and the scheduler
+// stops polling it (a *poller.Error of KindGone, see poller.IsGone).
+func storedDismissed(groupID string) error {
+	return &poller.Error{Kind: poller.KindGone, GroupID: groupID,
+		Err: errors.New("group " + groupID + " is stored as dismissed; its listing is ignored (delete its state file to watch it again)")}
 }
-
-// GroupDismissed marks the error for callers that cannot import diff (the
-// scheduler): the group is dismissed.
-func (e *DismissedError) GroupDismissed() bool { return true }
 
 // NewDetector checks o and returns a Detector.
 func NewDetector(o DetectorOptions) (*Detector, error) {
@@ -168,11 +159,11 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 // departed asks the Confirmer which out-of-view candidates have left. Any
 // failure leaves them out of view, as without a Confirmer: a confirmation
 // is an improvement, never a reason to fail a poll.
-func (d *Detector) departed(ctx context.Context, prev *State, snap schema.Snapshot, o Options) map[string]bool {
+func (d *Detector) departed(ctx context.Context, prev *State, snap schema.Snapshot) map[string]bool {
 	if d.confirm == nil {
 		return nil
 	}
-	cands := Candidates(prev, snap, o)
+	cands := Candidates(prev, snap)
 	if len(cands) == 0 {
 		return nil
 	}
@@ -203,16 +194,10 @@ func checkOptions(o Options) (Options, error) {
 	default:
 		return o, fmt.Errorf("detector: baseline %q: want %q or %q", o.Baseline, BaselineEmit, BaselineSilent)
 	}
-	if o.MemberCap < 0 {
-		return o, fmt.Errorf("detector: member cap %d is negative", o.MemberCap)
-	}
-	if o.MemberCap == 0 {
-		o.MemberCap = DefaultMemberCap
-	}
 	return o, nil
 }
 
-// SetOptions replaces the diff options (member cap, baseline mode) for the
+// SetOptions replaces the diff options (baseline mode) for the
 // snapshots handled from now on: a configuration reload. A snapshot being
 // handled keeps the options it started with.
 func (d *Detector) SetOptions(o Options) error {
@@ -268,23 +253,16 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		return fmt.Errorf("load state of %s: %w", snap.GroupID, err)
 	}
 	opts := d.options()
-	truncated := !snap.Dismissed && (len(snap.Members) >= opts.MemberCap || snap.Capped)
-	d.metrics.observeSnapshot(snap, truncated)
+	d.metrics.observeSnapshot(snap, !snap.Dismissed && snap.Truncated)
 	if prev != nil && prev.Pending != nil {
 		if prev, err = d.flush(ctx, g, snap.GroupID, prev.Pending, true); err != nil {
 			return err
 		}
 	}
-	if !snap.Dismissed && !snap.Capped && len(snap.Members) == featureCap && opts.MemberCap > featureCap && !g.warned30 {
-		g.warned30 = true
-		d.log.Warn("snapshot lists exactly 30 members: the app may lack the online-member-list feature (plan and console switch) and the list may be capped at 30; if so set poll.member_cap: 30",
-			zap.String("group_id", snap.GroupID))
-	}
-
 	if prev != nil && prev.Dismissed && !snap.Dismissed {
-		return &DismissedError{GroupID: snap.GroupID}
+		return storedDismissed(snap.GroupID)
 	}
-	events, next := DiffConfirmed(prev, snap, opts, d.departed(ctx, prev, snap, opts))
+	events, next := DiffConfirmed(prev, snap, opts, d.departed(ctx, prev, snap))
 	if len(events) == 0 {
 		return d.commit(ctx, g, next)
 	}

@@ -35,7 +35,6 @@ func TestNewDetectorValidates(t *testing.T) {
 		"no store":                 {Publisher: pub},
 		"no publisher":             {Store: st},
 		"bad baseline":             {Store: st, Publisher: pub, Diff: diff.Options{Baseline: "loud"}},
-		"negative cap":             {Store: st, Publisher: pub, Diff: diff.Options{MemberCap: -1}},
 		"negative confirm timeout": {Store: st, Publisher: pub, ConfirmTimeout: -time.Second},
 	} {
 		if _, err := diff.NewDetector(o); err == nil {
@@ -68,7 +67,7 @@ func TestDetectorMetrics(t *testing.T) {
 	st := &difftest.FailingStore{Store: diff.NewMemoryStore()}
 	pub := &difftest.Publisher{}
 	d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub, Metrics: m,
-		Diff: diff.Options{SDKAppID: 1, MemberCap: 5}})
+		Diff: diff.Options{SDKAppID: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +76,8 @@ func TestDetectorMetrics(t *testing.T) {
 		t.Fatalf("rollcall_events_total has %d series, want 7", n)
 	}
 	snap := func(group string, n int, at time.Time) schema.Snapshot {
-		return schema.Snapshot{SDKAppID: 1, GroupID: group, TakenAt: at, Members: members(n, t0.Unix()-100)}
+		// Truncated as the lister marks a list at a member cap of 5.
+		return schema.Snapshot{SDKAppID: 1, GroupID: group, TakenAt: at, Members: members(n, t0.Unix()-100), Truncated: n >= 5}
 	}
 	steps := []error{
 		d.HandleSnapshot(ctx, snap("g1", 3, t0)),                                                             // 3 baseline
@@ -168,12 +168,9 @@ func TestDetectorWarnings(t *testing.T) {
 	if err := d.HandleSnapshot(ctx, schema.Snapshot{GroupID: "other", TakenAt: t0, Members: members(29, t0.Unix())}); err != nil {
 		t.Fatal(err)
 	}
-	capped := logs.FilterMessageSnippet("capped at 30").All()
-	if len(capped) != 1 || capped[0].ContextMap()["group_id"] != "g30" {
-		t.Fatalf("30-member warnings: %v", capped)
-	}
-	if !strings.Contains(capped[0].Message, "poll.member_cap: 30") {
-		t.Errorf("warning does not say what to set: %q", capped[0].Message)
+	// The lister (poller/tencent) warns about a list of exactly 30, once.
+	if n := logs.FilterMessageSnippet("capped at 30").Len(); n != 0 {
+		t.Fatalf("the detector warned about 30 members %d times", n)
 	}
 	for range 2 { // the second dismissed snapshot finds the marker and says nothing
 		if err := d.HandleSnapshot(ctx, schema.Snapshot{GroupID: "g30", TakenAt: t0.Add(time.Hour), Dismissed: true}); err != nil {
@@ -183,17 +180,6 @@ func TestDetectorWarnings(t *testing.T) {
 	gone := logs.FilterMessage("group dismissed; remove it from groups.ids").All()
 	if len(gone) != 1 || gone[0].ContextMap()["group_id"] != "g30" {
 		t.Fatalf("dismissal warnings: %v", gone)
-	}
-
-	// With member_cap 30 the operator has acknowledged the cap: no warning.
-	core, logs = observer.New(zapcore.WarnLevel)
-	d, _ = diff.NewDetector(diff.DetectorOptions{Store: diff.NewMemoryStore(), Publisher: &difftest.Publisher{},
-		Logger: zap.New(core), Diff: diff.Options{MemberCap: 30}})
-	if err := d.HandleSnapshot(ctx, schema.Snapshot{GroupID: "g", TakenAt: t0, Members: members(30, t0.Unix())}); err != nil {
-		t.Fatal(err)
-	}
-	if n := logs.FilterMessageSnippet("capped at 30").Len(); n != 0 {
-		t.Errorf("warned with member_cap 30")
 	}
 }
 
@@ -250,7 +236,7 @@ func TestDetectorSetOptions(t *testing.T) {
 	if err := d.SetOptions(diff.Options{SDKAppID: 1, Baseline: "loud"}); err == nil {
 		t.Fatal("bad baseline accepted")
 	}
-	if err := d.SetOptions(diff.Options{SDKAppID: 1, Baseline: diff.BaselineSilent, MemberCap: 2}); err != nil {
+	if err := d.SetOptions(diff.Options{SDKAppID: 1, Baseline: diff.BaselineSilent}); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Unix(1_800_000_000, 0)
@@ -261,9 +247,8 @@ func TestDetectorSetOptions(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatalf("silent baseline after SetOptions published %v", got)
 	}
-	st, _ := store.Load(context.Background(), "g")
-	if !st.Truncated {
-		t.Error("member_cap 2 from SetOptions not applied: 2-member snapshot not truncated")
+	if st, _ := store.Load(context.Background(), "g"); st == nil || len(st.Members) != 2 {
+		t.Errorf("silent baseline after SetOptions stored %+v, want both members", st)
 	}
 }
 
@@ -330,7 +315,7 @@ func TestDetectorConfirmsDepartures(t *testing.T) {
 					published = append(published, evs...)
 					return nil
 				}),
-				Diff: diff.Options{SDKAppID: 1, MemberCap: 2, Baseline: diff.BaselineSilent},
+				Diff: diff.Options{SDKAppID: 1, Baseline: diff.BaselineSilent},
 				Confirmer: confirmerFunc(func(ctx context.Context, _ string, accounts []string) ([]string, error) {
 					asked = append(asked, accounts...)
 					if tc.err == errHang {
@@ -347,11 +332,12 @@ func TestDetectorConfirmsDepartures(t *testing.T) {
 			t0 := time.Unix(1_800_000_000, 0)
 			m := func(a string, jt int64) schema.Member { return schema.Member{Account: a, JoinTime: jt} }
 			ctx := context.Background()
-			if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0, Members: []schema.Member{m("a", 1), m("b", 2)}}); err != nil {
+			if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0, Members: []schema.Member{m("a", 1), m("b", 2)}, Truncated: true}); err != nil {
 				t.Fatal(err)
 			}
-			// Two newcomers push a and b below the window of the capped list.
-			if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(10 * time.Second), Members: []schema.Member{m("c", 3), m("d", 4)}}); err != nil {
+			// Two newcomers push a and b below the window of the list capped
+			// at 2.
+			if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(10 * time.Second), Members: []schema.Member{m("c", 3), m("d", 4)}, Truncated: true}); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(asked, []string{"a", "b"}) {
@@ -377,7 +363,7 @@ func TestDetectorOutOfViewGauge(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewPedanticRegistry()
 	d, err := diff.NewDetector(diff.DetectorOptions{Store: diff.NewMemoryStore(), Publisher: &difftest.Publisher{},
-		Metrics: diff.NewMetrics(reg), Diff: diff.Options{SDKAppID: 1, MemberCap: 3}})
+		Metrics: diff.NewMetrics(reg), Diff: diff.Options{SDKAppID: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +377,8 @@ func TestDetectorOutOfViewGauge(t *testing.T) {
 		{[]schema.Member{m("e", 5)}, 1, 0},                       // complete: a to d left
 	}
 	for i, s := range snaps {
-		if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(i) * time.Minute), Members: s.members}); err != nil {
+		if err := d.HandleSnapshot(ctx, schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(i) * time.Minute), Members: s.members,
+			Truncated: len(s.members) >= 3}); err != nil { // as listed at a member cap of 3
 			t.Fatal(err)
 		}
 		want := fmt.Sprintf(`

@@ -23,10 +23,6 @@ import (
 // other versions rather than misread them.
 const StateVersion = 1
 
-// DefaultMemberCap is the API's cap on get_members: above it only the
-// most recently joined members are listed.
-const DefaultMemberCap = 1000
-
 // BaselineMode says what to emit for the first snapshot of a group that
 // has no stored state.
 type BaselineMode string
@@ -43,10 +39,6 @@ const (
 type Options struct {
 	// SDKAppID goes into events and state when the snapshot carries none.
 	SDKAppID uint64
-	// MemberCap is the listing cap: a snapshot with at least this many
-	// members is treated as truncated. Zero means DefaultMemberCap. Set 30
-	// for apps without the online-member-list feature.
-	MemberCap int
 	// Baseline is BaselineEmit when empty.
 	Baseline BaselineMode
 }
@@ -153,10 +145,6 @@ func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, 
 // fills departed from check_members (see Candidates), which is not bound
 // by the list cap.
 func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State) {
-	memberCap := o.MemberCap
-	if memberCap <= 0 {
-		memberCap = DefaultMemberCap
-	}
 	app := snap.SDKAppID
 	if app == 0 {
 		app = o.SDKAppID
@@ -192,7 +180,7 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 	cur := sortedMembers(snap.Members)
 	next = &State{Version: StateVersion, SDKAppID: app, GroupID: gid, ObservedAt: at,
 		Members: make([]Tracked, 0, max(len(cur), len(old)))}
-	truncated := len(cur) >= memberCap || snap.Capped
+	truncated := snap.Truncated
 	var boundary int64
 	if truncated {
 		next.Truncated = true
@@ -275,13 +263,8 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 // members missing from a truncated snapshot with a JoinTime at or below its
 // boundary. They may have left, or only slid below the listed window;
 // check_members tells which (DiffConfirmed).
-func Candidates(prev *State, snap schema.Snapshot, o Options) []string {
-	memberCap := o.MemberCap
-	if memberCap <= 0 {
-		memberCap = DefaultMemberCap
-	}
-	if prev == nil || prev.Dismissed || snap.Dismissed || len(snap.Members) == 0 ||
-		(len(snap.Members) < memberCap && !snap.Capped) {
+func Candidates(prev *State, snap schema.Snapshot) []string {
+	if prev == nil || prev.Dismissed || snap.Dismissed || len(snap.Members) == 0 || !snap.Truncated {
 		return nil
 	}
 	listed := make(map[string]bool, len(snap.Members))

@@ -106,8 +106,11 @@ func summarize(t *testing.T, snap schema.Snapshot, events []schema.Event) []ev {
 }
 
 type diffCase struct {
-	name       string
-	opts       Options
+	name string
+	opts Options
+	// memberCap > 0 marks the snapshot Truncated when it lists at least
+	// that many members, as the lister does at the member cap.
+	memberCap  int
 	prev       *State
 	snap       schema.Snapshot
 	wantEvents []ev
@@ -118,6 +121,7 @@ func runDiffCases(t *testing.T, cases []diffCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.snap.Truncated = tc.snap.Truncated || (tc.memberCap > 0 && len(tc.snap.Members) >= tc.memberCap)
 			prevCopy := tc.prev.Clone()
 			snapCopy := tc.snap
 			snapCopy.Members = append([]schema.Member(nil), tc.snap.Members...)
@@ -202,13 +206,12 @@ func TestDiffRule2Rejoined(t *testing.T) {
 	}
 }
 
-// Rule 4: truncated snapshots (at least MemberCap members).
+// Rule 4: truncated snapshots (at least the member cap listed).
 func TestDiffRule4Truncated(t *testing.T) {
-	cap3 := Options{MemberCap: 3}
 	runDiffCases(t, []diffCase{{
-		name: "members below the boundary slide out of view without events",
-		opts: cap3,
-		prev: state(t1, tr("a", j0+10, t1, false), tr("b", j0+20, t1, false), tr("c", j0+30, t1, false)),
+		name:      "members below the boundary slide out of view without events",
+		memberCap: 3,
+		prev:      state(t1, tr("a", j0+10, t1, false), tr("b", j0+20, t1, false), tr("c", j0+30, t1, false)),
 		// B = j0+30: a and b may only have slid out of the window.
 		snap: snapAt(t2, mem("c", j0+30), mem("d", j0+40), mem("e", j0+50)),
 		wantEvents: []ev{
@@ -219,74 +222,74 @@ func TestDiffRule4Truncated(t *testing.T) {
 			tr("c", j0+30, t2, false), tr("d", j0+40, t2, false), tr("e", j0+50, t2, false)),
 	}})
 	runDiffCases(t, []diffCase{{
-		name: "member above the boundary missing has left",
-		opts: cap3,
-		prev: truncState(t1, j0+10, tr("a", j0+10, t1, false), tr("b", j0+20, t1, false), tr("z", j0+90, t0, false)),
-		snap: snapAt(t2, mem("a", j0+10), mem("b", j0+20), mem("y", j0+95)),
+		name:      "member above the boundary missing has left",
+		memberCap: 3,
+		prev:      truncState(t1, j0+10, tr("a", j0+10, t1, false), tr("b", j0+20, t1, false), tr("z", j0+90, t0, false)),
+		snap:      snapAt(t2, mem("a", j0+10), mem("b", j0+20), mem("y", j0+95)),
 		wantEvents: []ev{
 			left(schema.ReasonLeft, "z", j0+90, t0, t1),
 			joined(schema.ReasonJoined, "y", j0+95, t1),
 		},
 		wantNext: truncState(t2, j0+10, tr("a", j0+10, t2, false), tr("b", j0+20, t2, false), tr("y", j0+95, t2, false)),
 	}, {
-		name: "member missing with JoinTime equal to the boundary may have slid out",
-		opts: cap3,
-		prev: state(t1, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false)),
+		name:      "member missing with JoinTime equal to the boundary may have slid out",
+		memberCap: 3,
+		prev:      state(t1, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false)),
 		// Equal JoinTimes straddle the window edge: c could be the one cut off.
 		snap:       snapAt(t2, mem("cc", j0+30), mem("d", j0+40), mem("e", j0+50)),
 		wantEvents: []ev{joined(schema.ReasonJoined, "cc", j0+30, t1), joined(schema.ReasonJoined, "e", j0+50, t1)},
 		wantNext: truncState(t2, j0+30, tr("c", j0+30, t1, true), tr("cc", j0+30, t2, false),
 			tr("d", j0+40, t2, false), tr("e", j0+50, t2, false)),
 	}, {
-		name: "new member at or below the previous boundary slid into view",
-		opts: cap3,
-		prev: truncState(t1, j0+30, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
+		name:      "new member at or below the previous boundary slid into view",
+		memberCap: 3,
+		prev:      truncState(t1, j0+30, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
 		// e left (above the new boundary), b and bb slid into view (<= previous boundary).
 		snap:       snapAt(t2, mem("b", j0+20), mem("bb", j0+30), mem("c", j0+30), mem("d", j0+40)),
 		wantEvents: []ev{left(schema.ReasonLeft, "e", j0+50, t1, t1)},
 		wantNext: truncState(t2, j0+20, tr("b", j0+20, t2, false), tr("bb", j0+30, t2, false),
 			tr("c", j0+30, t2, false), tr("d", j0+40, t2, false)),
 	}, {
-		name: "slid into view also when the new snapshot is complete",
-		opts: cap3,
-		prev: truncState(t1, j0+30, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
-		snap: snapAt(t2, mem("b", j0+20), mem("c", j0+30)),
+		name:      "slid into view also when the new snapshot is complete",
+		memberCap: 3,
+		prev:      truncState(t1, j0+30, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
+		snap:      snapAt(t2, mem("b", j0+20), mem("c", j0+30)),
 		wantEvents: []ev{
 			left(schema.ReasonLeft, "d", j0+40, t1, t1),
 			left(schema.ReasonLeft, "e", j0+50, t1, t1),
 		},
 		wantNext: state(t2, tr("b", j0+20, t2, false), tr("c", j0+30, t2, false)),
 	}, {
-		name: "new member above the previous boundary joined",
-		opts: cap3,
-		prev: truncState(t1, j0+30, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
-		snap: snapAt(t2, mem("d", j0+40), mem("e", j0+50), mem("f", j0+31)),
+		name:      "new member above the previous boundary joined",
+		memberCap: 3,
+		prev:      truncState(t1, j0+30, tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
+		snap:      snapAt(t2, mem("d", j0+40), mem("e", j0+50), mem("f", j0+31)),
 		// c slid out of view (<= new boundary j0+31), f joined.
 		wantEvents: []ev{joined(schema.ReasonJoined, "f", j0+31, t1)},
 		wantNext: truncState(t2, j0+31, tr("c", j0+30, t1, true), tr("d", j0+40, t2, false),
 			tr("e", j0+50, t2, false), tr("f", j0+31, t2, false)),
 	}, {
-		name: "out-of-view member seen again is back in view without an event",
-		opts: cap3,
-		prev: truncState(t1, j0+30, tr("a", j0+10, t0, true), tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
-		snap: snapAt(t2, mem("a", j0+10), mem("c", j0+30), mem("d", j0+40), mem("e", j0+50)),
+		name:      "out-of-view member seen again is back in view without an event",
+		memberCap: 3,
+		prev:      truncState(t1, j0+30, tr("a", j0+10, t0, true), tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
+		snap:      snapAt(t2, mem("a", j0+10), mem("c", j0+30), mem("d", j0+40), mem("e", j0+50)),
 		wantNext: truncState(t2, j0+10, tr("a", j0+10, t2, false), tr("c", j0+30, t2, false),
 			tr("d", j0+40, t2, false), tr("e", j0+50, t2, false)),
 	}, {
-		name: "out-of-view member seen again with a new JoinTime rejoined",
-		opts: cap3,
-		prev: truncState(t1, j0+30, tr("a", j0+10, t0, true), tr("c", j0+30, t1, false), tr("d", j0+40, t1, false)),
-		snap: snapAt(t2, mem("a", j0+60), mem("c", j0+30), mem("d", j0+40)),
+		name:      "out-of-view member seen again with a new JoinTime rejoined",
+		memberCap: 3,
+		prev:      truncState(t1, j0+30, tr("a", j0+10, t0, true), tr("c", j0+30, t1, false), tr("d", j0+40, t1, false)),
+		snap:      snapAt(t2, mem("a", j0+60), mem("c", j0+30), mem("d", j0+40)),
 		wantEvents: []ev{
 			left(schema.ReasonRejoined, "a", j0+10, t0, t1),
 			joined(schema.ReasonRejoined, "a", j0+60, t1),
 		},
 		wantNext: truncState(t2, j0+30, tr("a", j0+60, t2, false), tr("c", j0+30, t2, false), tr("d", j0+40, t2, false)),
 	}, {
-		name: "out-of-view member missing from a complete snapshot left",
-		opts: cap3,
-		prev: truncState(t1, j0+30, tr("a", j0+10, t0, true), tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
-		snap: snapAt(t2, mem("c", j0+30), mem("d", j0+40)),
+		name:      "out-of-view member missing from a complete snapshot left",
+		memberCap: 3,
+		prev:      truncState(t1, j0+30, tr("a", j0+10, t0, true), tr("c", j0+30, t1, false), tr("d", j0+40, t1, false), tr("e", j0+50, t1, false)),
+		snap:      snapAt(t2, mem("c", j0+30), mem("d", j0+40)),
 		wantEvents: []ev{
 			left(schema.ReasonLeft, "a", j0+10, t0, t1),
 			left(schema.ReasonLeft, "e", j0+50, t1, t1),
@@ -348,9 +351,9 @@ func TestDiffRule6Baseline(t *testing.T) {
 		snap:     first,
 		wantNext: baselineState,
 	}, {
-		name: "truncated first snapshot records the boundary",
-		opts: Options{MemberCap: 2},
-		snap: first,
+		name:      "truncated first snapshot records the boundary",
+		memberCap: 2,
+		snap:      first,
 		wantEvents: []ev{
 			joined(schema.ReasonBaseline, "alice", j0, time.Time{}),
 			joined(schema.ReasonBaseline, "bob", j0+5, time.Time{}),
@@ -445,14 +448,14 @@ func TestDiffSDKAppIDFallsBackToOptions(t *testing.T) {
 	}
 }
 
-// A snapshot the poller marked Capped (the silent 30 cap, recognised from
-// the online count) is truncated whatever MemberCap says: a member who slid
-// below its boundary is not reported as left.
+// A snapshot the lister marked Truncated below the member cap (the silent
+// 30 cap, recognised from the online count) is truncated: a member who
+// slid below its boundary is not reported as left.
 func TestCappedSnapshotIsTruncated(t *testing.T) {
 	prev := state(t0, tr("a", j0, t0, false), tr("b", j0+10, t0, false), tr("c", j0+20, t0, false))
 	s := snapAt(t1, mem("b", j0+10), mem("c", j0+20))
-	s.Capped = true
-	events, next := Diff(prev, s, Options{MemberCap: 1000})
+	s.Truncated = true
+	events, next := Diff(prev, s, Options{})
 	if len(events) != 0 {
 		t.Fatalf("capped snapshot emitted %v; a slid out of view and has not left", events)
 	}
@@ -463,8 +466,8 @@ func TestCappedSnapshotIsTruncated(t *testing.T) {
 		t.Fatalf("a = %+v, want kept out of view", m)
 	}
 	// Without the mark the same snapshot is complete and a has left.
-	s.Capped = false
-	if events, _ := Diff(prev, s, Options{MemberCap: 1000}); len(events) != 1 || events[0].Type != schema.TypeMemberLeft {
+	s.Truncated = false
+	if events, _ := Diff(prev, s, Options{}); len(events) != 1 || events[0].Type != schema.TypeMemberLeft {
 		t.Fatalf("uncapped: %v, want one left event", events)
 	}
 }
@@ -475,15 +478,15 @@ func TestCappedSnapshotIsTruncated(t *testing.T) {
 func TestCappedEmptySnapshot(t *testing.T) {
 	prev := state(t0, tr("a", j0, t0, false), tr("b", j0+10, t0, false))
 	empty := snapAt(t1)
-	empty.Capped = true
-	events, next := Diff(prev, empty, Options{MemberCap: 1000})
+	empty.Truncated = true
+	events, next := Diff(prev, empty, Options{})
 	if len(events) != 0 || len(next.Members) != 2 || !next.Members[0].OutOfView || !next.Members[1].OutOfView {
 		t.Fatalf("events %v, members %+v: want none, both out of view", events, next.Members)
 	}
 	if !next.Truncated || next.Boundary != 0 {
 		t.Fatalf("truncated=%v boundary=%d, want true and no boundary", next.Truncated, next.Boundary)
 	}
-	events, _ = Diff(next, snapAt(t2, mem("a", j0), mem("b", j0+10), mem("c", j0+30)), Options{MemberCap: 1000})
+	events, _ = Diff(next, snapAt(t2, mem("a", j0), mem("b", j0+10), mem("c", j0+30)), Options{})
 	if len(events) != 1 || events[0].Type != schema.TypeMemberJoined || events[0].Subject != "c" {
 		t.Fatalf("after the empty capped snapshot: %v, want c joined", events)
 	}
@@ -495,8 +498,9 @@ func TestDiffConfirmedDepartures(t *testing.T) {
 	prev := truncState(t0, j0, tr("old-gone", j0, t0, false), tr("old-here", j0+1, t0, false),
 		tr("b", j0+10, t0, false), tr("c", j0+20, t0, false))
 	s := snapAt(t1, mem("b", j0+10), mem("c", j0+20))
-	o := Options{MemberCap: 2}
-	if got := Candidates(prev, s, o); !slices.Equal(got, []string{"old-gone", "old-here"}) {
+	s.Truncated = true // 2 listed at a member cap of 2
+	o := Options{}
+	if got := Candidates(prev, s); !slices.Equal(got, []string{"old-gone", "old-here"}) {
 		t.Fatalf("Candidates = %v", got)
 	}
 	events, next := DiffConfirmed(prev, s, o, map[string]bool{"old-gone": true})
@@ -515,7 +519,7 @@ func TestDiffConfirmedDepartures(t *testing.T) {
 		t.Fatalf("next members = %v", accounts)
 	}
 	// A complete snapshot has no candidates: set difference decides.
-	if got := Candidates(prev, snapAt(t1, mem("b", j0+10)), Options{MemberCap: 10}); got != nil {
+	if got := Candidates(prev, snapAt(t1, mem("b", j0+10))); got != nil {
 		t.Fatalf("Candidates of a complete snapshot = %v", got)
 	}
 }

@@ -9,8 +9,8 @@ import (
 )
 
 func ExampleScheduler_RunOnce() {
-	lister := poller.MemberListerFunc(func(ctx context.Context, groupID string) ([]schema.Member, error) {
-		return []schema.Member{{Account: "alice", JoinTime: 1700000000}}, nil
+	lister := poller.ListerFunc(func(ctx context.Context, groupID string) (schema.Snapshot, error) {
+		return schema.Snapshot{Members: []schema.Member{{Account: "alice", JoinTime: 1700000000}}}, nil
 	})
 	handler := poller.HandlerFunc(func(ctx context.Context, snap schema.Snapshot) error {
 		fmt.Println(snap.GroupID, len(snap.Members), "member(s)")

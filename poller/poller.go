@@ -1,7 +1,8 @@
 // Package poller schedules the polls of rollcall's groups: it lists each
-// group's online members once per interval through a MemberLister (the
-// Tencent client in poller/tencent) and hands each complete snapshot to a
-// Handler (the diff detector).
+// group's online members once per interval through a Lister (the Tencent
+// rules of poller/tencent) and hands each complete snapshot to a Handler
+// (the diff detector). It knows no API: a Lister reports each failure's
+// Kind, and the scheduler reacts to that.
 //
 // # Schedule
 //
@@ -20,11 +21,12 @@
 //
 // # Failures
 //
-// A failed listing (transient after the client's retries, rate limited, bad
-// request) means no snapshot for that group this cycle: the handler is not
-// called, so state is untouched and no event is emitted. A group the API
-// reports gone is delivered once as a Dismissed snapshot and then no longer
-// polled. A fatal configuration error stops Run with a *FatalError.
+// A failed listing (KindTransient, KindGroupFailed, KindAuth) means no
+// snapshot for that group this cycle: the handler is not called, so state
+// is untouched and no event is emitted. A group the lister reports gone
+// (KindGone) is delivered once as a Dismissed snapshot and then no longer
+// polled. A fatal configuration error (KindFatal) stops Run with a
+// *FatalError.
 package poller
 
 import (
@@ -33,56 +35,48 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
-// MemberLister lists the online members of a group: every page, members
-// de-duplicated and sorted. It retries transient errors itself, within ctx,
-// whose deadline the scheduler sets to the end of the poll cycle.
-type MemberLister interface {
-	ListMembers(ctx context.Context, groupID string) ([]schema.Member, error)
+// Lister lists one group for the scheduler.
+type Lister interface {
+	// List returns the group's complete snapshot: every page read, members
+	// de-duplicated and sorted, Truncated set when the list may miss
+	// online members. The scheduler fills SDKAppID, GroupID and TakenAt.
+	// A failure's Kind (see Error; any other error is KindTransient) says
+	// how the scheduler reacts. List retries transient errors itself,
+	// within ctx, whose deadline the scheduler sets to the end of the poll
+	// cycle.
+	List(ctx context.Context, groupID string) (schema.Snapshot, error)
+	// Scheduled tells the lister the groups scheduled now, each time they
+	// change (New, SetGroups, a dismissal), so that it can judge one
+	// group's failure against all of them. It must not call back into the
+	// Scheduler.
+	Scheduled(groupIDs []string)
 }
 
-// OnlineCounter is implemented by listers that can count a group's online
-// members without the list's cap (get_online_member_num). The scheduler
-// uses it to recognise the silent 30-member cap.
-type OnlineCounter interface {
-	OnlineMemberNum(ctx context.Context, groupID string) (int, error)
-}
+// ListerFunc adapts a function to a Lister that needs no group list.
+type ListerFunc func(ctx context.Context, groupID string) (schema.Snapshot, error)
 
-// GroupChecker is implemented by listers that can tell whether a group
-// exists apart from listing it (get_group_info). The scheduler asks it
-// before writing a group off on a listing's 10010/10015, as the fact sheet
-// recommends; when it cannot tell, the listing's answer stands.
-type GroupChecker interface {
-	GroupExists(ctx context.Context, groupID string) (bool, error)
-}
-
-// featureCap is what get_members lists, without an error, for apps whose
-// plan or console switch lacks the online-member-list feature.
-const featureCap = 30
-
-// MemberListerFunc adapts a function to MemberLister.
-type MemberListerFunc func(ctx context.Context, groupID string) ([]schema.Member, error)
-
-// ListMembers calls f.
-func (f MemberListerFunc) ListMembers(ctx context.Context, groupID string) ([]schema.Member, error) {
+// List calls f.
+func (f ListerFunc) List(ctx context.Context, groupID string) (schema.Snapshot, error) {
 	return f(ctx, groupID)
 }
+
+// Scheduled does nothing.
+func (ListerFunc) Scheduled([]string) {}
 
 // Handler consumes complete snapshots (the diff detector). HandleSnapshot
 // blocks until the snapshot's events are acknowledged by every sink and the
 // state is committed, or returns an error. It is never called concurrently
-// for one group, but is called concurrently for different groups. An error
-// with a method GroupDismissed() bool that returns true says the group is
-// stored as dismissed: it is no longer polled, as for a Dismissed snapshot.
+// for one group, but is called concurrently for different groups. An
+// *Error of KindGone (IsGone) says the group is stored as dismissed: it is
+// no longer polled, as for a Dismissed snapshot.
 type Handler interface {
 	HandleSnapshot(ctx context.Context, snap schema.Snapshot) error
 }
@@ -127,13 +121,6 @@ type Options struct {
 	// When a cycle needs more calls than Interval*RateLimit, the cycle is
 	// stretched. 0 disables the check.
 	RateLimit float64
-	// MemberCap is poll.member_cap. When it is above 30 and a listing
-	// returns exactly 30 members, a lister that is an OnlineCounter is asked
-	// for the group's online count: more than 30 means the app lacks the
-	// online-member-list feature, and the snapshot is marked Capped so the
-	// diff treats it as truncated instead of reporting false departures.
-	// Zero disables the check.
-	MemberCap int
 	// PageSize is the number of members per page assumed when estimating a
 	// group's calls per listing. Default 250.
 	PageSize int
@@ -143,8 +130,6 @@ type Options struct {
 	// always stops when ctx ends. This lets a caller stop on a signal and
 	// still finish publishing the snapshots already read.
 	DrainTimeout time.Duration
-	// Classify maps a ListMembers error to its kind. Default tencent.KindOf.
-	Classify func(error) tencent.Kind
 	// Now is the clock (default time.Now). Timers run on real time, so a
 	// test clock must advance like real time; it may be offset or jump.
 	Now func() time.Time
@@ -157,22 +142,19 @@ type Options struct {
 // Scheduler polls groups on a schedule. Its methods are safe for concurrent
 // use; Run and RunOnce must not run at the same time.
 type Scheduler struct {
-	lister   MemberLister
-	handler  Handler
-	o        Options
-	classify func(error) tencent.Kind
-	now      func() time.Time
-	log      *zap.Logger
-	m        *Metrics
-	sem      chan struct{}
+	lister  Lister
+	handler Handler
+	o       Options
+	now     func() time.Time
+	log     *zap.Logger
+	m       *Metrics
+	sem     chan struct{}
 
 	mu        sync.Mutex
 	order     []string          // scheduled groups, in slot order
 	groups    map[string]*group // scheduled groups, plus removed ones still in flight
 	dismissed map[string]bool   // gone groups, never scheduled again
 	st        runState
-	// countUnavailable is set once get_online_member_num is found not served.
-	countUnavailable atomic.Bool
 }
 
 // group is the scheduler's view of one group.
@@ -183,11 +165,9 @@ type group struct {
 	inFlight      bool
 	since         time.Time // start of the in-flight poll
 	blockedWarned bool
-	cappedWarned  bool
 	lastSize      int // members at the last successful listing; -1 unknown
 	lastOK        time.Time
 	failing       bool
-	denied        bool // the last listing failed with 10007 (no permission)
 }
 
 type runState struct {
@@ -204,7 +184,7 @@ type runState struct {
 }
 
 // New returns a Scheduler; it starts nothing.
-func New(l MemberLister, h Handler, o Options) (*Scheduler, error) {
+func New(l Lister, h Handler, o Options) (*Scheduler, error) {
 	if l == nil || h == nil {
 		return nil, errors.New("poller: lister and handler are required")
 	}
@@ -244,16 +224,12 @@ func New(l MemberLister, h Handler, o Options) (*Scheduler, error) {
 		lister:    l,
 		handler:   h,
 		o:         o,
-		classify:  o.Classify,
 		now:       o.Now,
 		log:       o.Logger,
 		m:         o.Metrics,
 		sem:       make(chan struct{}, o.Concurrency),
 		groups:    map[string]*group{},
 		dismissed: map[string]bool{},
-	}
-	if s.classify == nil {
-		s.classify = tencent.KindOf
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -270,6 +246,7 @@ func New(l MemberLister, h Handler, o Options) (*Scheduler, error) {
 		s.groups[id] = &group{id: id, scheduled: true, addedAt: now, lastSize: -1}
 	}
 	s.m.setGroups(len(s.order), 0)
+	l.Scheduled(slices.Clone(s.order))
 	return s, nil
 }
 
@@ -325,6 +302,7 @@ func (s *Scheduler) SetGroups(ids []string) {
 		}
 	}
 	s.order = order
+	s.lister.Scheduled(slices.Clone(order))
 	s.m.setGroups(len(s.order), s.staleLocked(now))
 	if len(ignored) > 0 {
 		s.log.Warn("ignoring dismissed groups: remove them from groups.ids", zap.Strings("group_ids", ignored))
@@ -565,14 +543,6 @@ func (s *Scheduler) plan() (ids []string, length, interval time.Duration) {
 	return ids, length, interval
 }
 
-// SetMemberCap changes poll.member_cap (see Options.MemberCap) for the
-// polls started from now on.
-func (s *Scheduler) SetMemberCap(n int) {
-	s.mu.Lock()
-	s.o.MemberCap = n
-	s.mu.Unlock()
-}
-
 // SetInterval changes poll.interval from the next cycle on (a SIGHUP
 // reload). The cycle in progress keeps its length.
 func (s *Scheduler) SetInterval(d time.Duration) error {
@@ -644,59 +614,44 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	// The listing must end with the cycle, retries included; the handler
 	// gets ctx alone, as publishing may retry for long while a sink is down.
 	lctx, cancel := context.WithTimeout(ctx, c.length)
-	members, err := s.lister.ListMembers(lctx, id)
-	capped := err == nil && s.capped(lctx, id, len(members))
-	stillThere := err != nil && ctx.Err() == nil && s.classify(err) == tencent.KindGroupGone && s.exists(lctx, id)
+	snap, err := s.lister.List(lctx, id)
 	cancel()
 	<-s.sem
 
-	snap := schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Members: members, Capped: capped}
+	snap.SDKAppID, snap.GroupID, snap.TakenAt = s.o.SDKAppID, id, taken
 	if err != nil {
 		if ctx.Err() != nil {
 			s.finish(id, c, "", -1)
 			return fmt.Errorf("list members of %s: %w", id, err)
 		}
-		kind := s.classify(err)
-		switch kind {
-		case tencent.KindFatalConfig:
-			err = &FatalError{GroupID: id, Err: err}
+		pe := asError(err)
+		switch pe.Kind {
+		case KindFatal:
+			err = &FatalError{GroupID: id, Err: pe.Err}
 			s.setAuthErr(err)
 			s.finish(id, c, resultFailed, -1)
 			return err
-		case tencent.KindGroupGone:
-			if stillThere {
-				s.log.Warn("get_members says the group is gone but get_group_info finds it; not writing it off, trying again next cycle",
-					zap.String("group_id", id), zap.Error(err))
-				s.finish(id, c, resultFailed, -1)
-				return fmt.Errorf("list members of %s: %w", id, err)
-			}
+		case KindGone:
 			snap = schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Dismissed: true}
 		default:
-			var ae *tencent.APIError
-			if s.deny(id, errors.As(err, &ae) && ae.Code == codeNoPermission) {
-				// 10007 on one group is that group's type; on every
-				// group it is the identifier: a configuration error.
-				err = &FatalError{GroupID: id, Err: fmt.Errorf("every group answers 10007: %w", err)}
-				s.setAuthErr(err)
-				s.finish(id, c, resultFailed, -1)
-				return err
+			msg := pe.Msg
+			if msg == "" {
+				msg = "poll failed"
 			}
-			s.log.Warn("poll failed", zap.String("group_id", id), zap.String("kind", kind.String()),
-				zap.String("code", tencent.CodeLabel(err)), zap.Error(err))
-			if kind == tencent.KindAuth {
-				s.setAuthErr(err)
+			fields := append(append([]zap.Field{zap.String("group_id", id)}, pe.Fields...), zap.Error(pe.Err))
+			s.log.Warn(msg, fields...)
+			if pe.Kind == KindAuth {
+				s.setAuthErr(pe.Err)
 			}
 			s.finish(id, c, resultFailed, -1)
 			return fmt.Errorf("list members of %s: %w", id, err)
 		}
 	} else {
 		s.setAuthErr(nil)
-		s.deny(id, false)
 	}
 
 	if err := s.handler.HandleSnapshot(ctx, snap); err != nil {
-		var gd interface{ GroupDismissed() bool }
-		if errors.As(err, &gd) && gd.GroupDismissed() {
+		if IsGone(err) {
 			s.log.Warn("the group is stored as dismissed but is listed again; ignoring it", zap.String("group_id", id), zap.Error(err))
 			s.finish(id, c, resultDismissed, 0)
 			return nil
@@ -715,120 +670,18 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 		s.finish(id, c, resultDismissed, 0)
 		return nil
 	}
-	s.finish(id, c, resultOK, len(members))
+	s.finish(id, c, resultOK, len(snap.Members))
 	return nil
 }
 
-// exists asks a GroupChecker lister whether the group get_members called
-// gone still exists. Without a checker, or when it cannot tell, the answer
-// is false: the listing's 10010/10015 stands.
-func (s *Scheduler) exists(ctx context.Context, id string) bool {
-	gc, ok := s.lister.(GroupChecker)
-	if !ok {
-		return false
+// asError returns err's *Error, or err as a KindTransient one.
+func asError(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
 	}
-	found, err := gc.GroupExists(ctx, id)
-	if err != nil {
-		s.log.Warn("could not confirm with get_group_info that the group is gone; trusting get_members",
-			zap.String("group_id", id), zap.Error(err))
-		return false
-	}
-	return found
+	return &Error{Kind: KindTransient, Err: err}
 }
-
-// codeNoPermission is get_members' "insufficient permission": a group of a
-// type the API does not serve, or an identifier without the right.
-const codeNoPermission = 10007
-
-// deny records whether id's last listing was refused with 10007 and
-// reports whether every scheduled group's now is.
-func (s *Scheduler) deny(id string, denied bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if g := s.groups[id]; g != nil {
-		g.denied = denied
-	}
-	if !denied {
-		return false
-	}
-	for _, g := range s.groups {
-		if g.scheduled && !g.denied {
-			return false
-		}
-	}
-	return true
-}
-
-// capped reports whether a listing of n members was cut by a cap without
-// reaching it, which the length alone cannot tell:
-//   - the silent 30-member cap (no online-member-list feature): exactly 30
-//     listed while the online count says more;
-//   - the 1,000 cap with a list that shifted while it was paged (members
-//     joining between page requests push the oldest out of the window, so
-//     fewer than the cap come back): a listing just under the cap while the
-//     online count is at or above it.
-//
-// When the count fails it answers true: a capped snapshot only keeps
-// unlisted members out of view (their leave waits for a later snapshot),
-// while taking a cut list at face value would report them all as left.
-func (s *Scheduler) capped(ctx context.Context, id string, n int) bool {
-	oc, ok := s.lister.(OnlineCounter)
-	s.mu.Lock()
-	memberCap := s.o.MemberCap
-	s.mu.Unlock()
-	if !ok || memberCap <= 0 || n >= memberCap {
-		return false // no check configured, or already truncated by length
-	}
-	thirty := n == featureCap && memberCap > featureCap
-	nearCap := memberCap > featureCap && n >= memberCap-capSlack(memberCap) // a paged list
-	if !thirty && !nearCap {
-		return false
-	}
-	online, err := oc.OnlineMemberNum(ctx, id)
-	if err != nil {
-		if k := s.classify(err); k == tencent.KindBadRequest || k == tencent.KindFatalConfig {
-			// The API does not serve the count (unknown command, no
-			// permission). Exactly 30 is the silent cap's signature: in
-			// doubt, capped (unlisted members wait out of view rather than
-			// all being reported gone). A list a little under 1,000 only
-			// shifts if members join while it is paged: taken as it is.
-			lvl := zap.DebugLevel
-			if s.countUnavailable.CompareAndSwap(false, true) {
-				lvl = zap.WarnLevel // once: it is the API's answer for every group
-			}
-			s.log.Log(lvl, "get_online_member_num is not available: a list of exactly 30 is treated as possibly capped (set poll.member_cap: 30 if the app lacks the online-member-list feature), others are taken as they are",
-				zap.String("group_id", id), zap.Int("listed", n), zap.Error(err))
-			return thirty
-		}
-		s.log.Warn("online member count unavailable for a list near a cap; treating the list as possibly capped",
-			zap.String("group_id", id), zap.Int("listed", n), zap.Error(err))
-		return true
-	}
-	if nearCap && online >= memberCap {
-		s.log.Debug("listing shifted under the member cap while paged; treating it as capped",
-			zap.String("group_id", id), zap.Int("listed", n), zap.Int("online", online))
-		return true
-	}
-	if !thirty || online <= n {
-		return false
-	}
-	s.mu.Lock()
-	g := s.groups[id]
-	warn := g != nil && !g.cappedWarned
-	if warn {
-		g.cappedWarned = true
-	}
-	s.mu.Unlock()
-	if warn {
-		s.log.Warn("get_members lists 30 members while more are online: the app lacks the online-member-list feature (plan and console switch); treating the list as capped, set poll.member_cap: 30",
-			zap.String("group_id", id), zap.Int("listed", n), zap.Int("online", online))
-	}
-	return true
-}
-
-// capSlack is how far under the member cap a listing may fall because the
-// list shifted while it was paged: a tenth of the cap (100 of 1,000).
-func capSlack(memberCap int) int { return max(memberCap/10, 1) }
 
 func (s *Scheduler) recordLag(lag time.Duration) {
 	if lag < 0 {
@@ -867,6 +720,7 @@ func (s *Scheduler) finish(id string, c *cycle, result string, size int) {
 		s.dismissed[id] = true
 		g.scheduled = false
 		s.order = slices.DeleteFunc(s.order, func(o string) bool { return o == id })
+		s.lister.Scheduled(slices.Clone(s.order))
 		s.log.Warn("group dismissed: no longer polled, remove it from groups.ids", zap.String("group_id", id))
 		s.m.setGroups(len(s.order), s.staleLocked(now))
 	}

@@ -18,7 +18,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/schema"
 )
 
@@ -32,14 +31,15 @@ type clock struct{ offset atomic.Int64 }
 func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// recorder is a fake MemberLister and Handler that records calls.
+// recorder is a fake Lister and Handler that records calls.
 type recorder struct {
-	mu      sync.Mutex
-	listed  map[string]int
-	snaps   []schema.Snapshot
-	list    func(ctx context.Context, id string) ([]schema.Member, error)
-	handle  func(ctx context.Context, snap schema.Snapshot) error
-	changed chan struct{} // signalled on every call
+	mu        sync.Mutex
+	listed    map[string]int
+	scheduled [][]string // every Scheduled call
+	snaps     []schema.Snapshot
+	list      func(ctx context.Context, id string) ([]schema.Member, error)
+	handle    func(ctx context.Context, snap schema.Snapshot) error
+	changed   chan struct{} // signalled on every call
 }
 
 func newRecorder() *recorder {
@@ -53,15 +53,22 @@ func (r *recorder) signal() {
 	}
 }
 
-func (r *recorder) ListMembers(ctx context.Context, id string) ([]schema.Member, error) {
+func (r *recorder) List(ctx context.Context, id string) (schema.Snapshot, error) {
 	r.mu.Lock()
 	r.listed[id]++
 	r.mu.Unlock()
 	r.signal()
 	if r.list != nil {
-		return r.list(ctx, id)
+		ms, err := r.list(ctx, id)
+		return schema.Snapshot{Members: ms}, err
 	}
-	return []schema.Member{{Account: "u-" + id, JoinTime: 1}}, nil
+	return schema.Snapshot{Members: []schema.Member{{Account: "u-" + id, JoinTime: 1}}}, nil
+}
+
+func (r *recorder) Scheduled(ids []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scheduled = append(r.scheduled, ids)
 }
 
 func (r *recorder) HandleSnapshot(ctx context.Context, snap schema.Snapshot) error {
@@ -167,9 +174,12 @@ func (f *fixture) logged(msg string) []observer.LoggedEntry {
 	return f.logs.FilterMessage(msg).All()
 }
 
-// apiErr is the error the Tencent client returns for an ErrorCode.
-func apiErr(code int, kind tencent.Kind) error {
-	return fmt.Errorf("list members: %w", &tencent.APIError{Command: "get_members", HTTPStatus: 200, Code: code, Info: "test", Kind: kind})
+// kindErr is a lister's failure of the given kind, described in the
+// scheduler's log by the lister's own fields (as poller/tencent does with
+// the API's kind and code).
+func kindErr(kind Kind, msg string) error {
+	return fmt.Errorf("list members: %w", &Error{Kind: kind, Err: errors.New(msg),
+		Fields: []zap.Field{zap.String("kind", "api-"+kind.String()), zap.String("code", "test")}})
 }
 
 func TestNewValidates(t *testing.T) {
@@ -383,7 +393,7 @@ func TestDismissedGroupDeliveredThenUnscheduled(t *testing.T) {
 	f := newFixture(t, Options{Groups: []string{"a", "gone"}}, func(r *recorder) {
 		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
 			if id == "gone" {
-				return nil, apiErr(10015, tencent.KindGroupGone)
+				return nil, kindErr(KindGone, "no such group")
 			}
 			return nil, nil
 		}
@@ -441,12 +451,12 @@ func TestDismissedGroupDeliveredThenUnscheduled(t *testing.T) {
 }
 
 func TestFatalErrorStopsRun(t *testing.T) {
-	cause := apiErr(70016, tencent.KindFatalConfig)
+	cause := errors.New("sdkappid/key unknown in this region's data center")
 	handlerCancelled := make(chan struct{})
 	f := newFixture(t, Options{Groups: []string{"a", "b"}, Interval: 40 * time.Millisecond, DrainTimeout: time.Hour}, func(r *recorder) {
 		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
 			if id == "b" {
-				return nil, cause
+				return nil, &Error{Kind: KindFatal, GroupID: id, Err: cause}
 			}
 			return nil, nil
 		}
@@ -485,7 +495,7 @@ func TestTransientFailureRetriedNextInterval(t *testing.T) {
 	f := newFixture(t, Options{Groups: []string{"a"}, Interval: 20 * time.Millisecond}, func(r *recorder) {
 		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
 			if calls.Add(1) == 1 {
-				return nil, apiErr(10002, tencent.KindTransient)
+				return nil, kindErr(KindTransient, "server busy")
 			}
 			return nil, nil
 		}
@@ -506,8 +516,8 @@ func TestTransientFailureRetriedNextInterval(t *testing.T) {
 		t.Fatalf("poll failed logs = %+v", w)
 	}
 	ctx := w[0].ContextMap()
-	if ctx["group_id"] != "a" || ctx["kind"] != "transient" || ctx["code"] != "10002" {
-		t.Errorf("poll failed fields = %v, want group_id, kind and code", ctx)
+	if ctx["group_id"] != "a" || ctx["kind"] != "api-transient" || ctx["code"] != "test" || ctx["error"] != "server busy" {
+		t.Errorf("poll failed fields = %v, want group_id, the lister's fields and the error", ctx)
 	}
 	if st := f.s.Status(); st.GroupsFailing != 0 {
 		t.Errorf("GroupsFailing = %d after recovery, want 0", st.GroupsFailing)
@@ -515,7 +525,7 @@ func TestTransientFailureRetriedNextInterval(t *testing.T) {
 }
 
 func TestRunOnceJoinsErrors(t *testing.T) {
-	errList := apiErr(10004, tencent.KindBadRequest)
+	errList := kindErr(KindGroupFailed, "bad request")
 	errHandle := errors.New("publish failed")
 	f := newFixture(t, Options{Groups: []string{"ok", "badlist", "badhandle"}}, func(r *recorder) {
 		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
@@ -554,7 +564,7 @@ func TestRunOnceJoinsErrors(t *testing.T) {
 
 	f3 := newFixture(t, Options{Groups: []string{"a"}}, func(r *recorder) {
 		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
-			return nil, apiErr(60010, tencent.KindFatalConfig)
+			return nil, kindErr(KindFatal, "not an app admin")
 		}
 	})
 	var fe *FatalError
@@ -760,7 +770,7 @@ func TestMetrics(t *testing.T) {
 	f := newFixture(t, Options{Groups: []string{"a", "b", "c"}}, func(r *recorder) {
 		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
 			if id == "c" {
-				return nil, apiErr(10002, tencent.KindTransient)
+				return nil, kindErr(KindTransient, "server busy")
 			}
 			return nil, nil
 		}
@@ -831,21 +841,55 @@ func TestLagRecorded(t *testing.T) {
 	}
 }
 
-func TestClassifyOption(t *testing.T) {
-	errGone := errors.New("custom: no such group")
-	f := newFixture(t, Options{Groups: []string{"a"}, Classify: func(err error) tencent.Kind {
-		if errors.Is(err, errGone) {
-			return tencent.KindGroupGone
+// TestKinds: a failure's kind is found through wrapping; an error that is
+// not an *Error is transient; IsGone tells a dismissal.
+func TestKinds(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want Kind
+	}{
+		{errors.New("plain"), KindTransient},
+		{kindErr(KindGroupFailed, "x"), KindGroupFailed},
+		{fmt.Errorf("again: %w", kindErr(KindGone, "x")), KindGone},
+		{&Error{Kind: KindFatal, Err: errors.New("x")}, KindFatal},
+	} {
+		if got := KindOf(tc.err); got != tc.want {
+			t.Errorf("KindOf(%v) = %s, want %s", tc.err, got, tc.want)
 		}
-		return tencent.KindOf(err)
-	}}, func(r *recorder) {
-		r.list = func(ctx context.Context, id string) ([]schema.Member, error) { return nil, errGone }
+		if IsGone(tc.err) != (tc.want == KindGone) {
+			t.Errorf("IsGone(%v) = %v", tc.err, !(tc.want == KindGone))
+		}
+	}
+	inner := errors.New("the api's words")
+	if e := (&Error{Kind: KindAuth, GroupID: "g", Err: inner}); e.Error() != "the api's words" || !errors.Is(e, inner) {
+		t.Errorf("Error() = %q, want Err's message and chain", e.Error())
+	}
+}
+
+// TestAuthFailureInStatus: an auth failure is reported by Status until a
+// listing succeeds; other failures are not.
+func TestAuthFailureInStatus(t *testing.T) {
+	var fail error // RunOnce waits for its listings: no race
+	f := newFixture(t, Options{Groups: []string{"a"}}, func(r *recorder) {
+		r.list = func(ctx context.Context, id string) ([]schema.Member, error) { return nil, fail }
 	})
+	auth := &Error{Kind: KindAuth, Err: errors.New("usersig rejected")}
+	fail = auth
+	_ = f.s.RunOnce(context.Background())
+	if st := f.s.Status(); !errors.Is(st.AuthOrConfigError, auth.Err) {
+		t.Fatalf("AuthOrConfigError = %v, want the auth failure", st.AuthOrConfigError)
+	}
+	fail = &Error{Kind: KindTransient, Err: errors.New("busy")}
+	_ = f.s.RunOnce(context.Background())
+	if st := f.s.Status(); !errors.Is(st.AuthOrConfigError, auth.Err) {
+		t.Fatalf("AuthOrConfigError = %v after a transient failure, want the auth failure kept", st.AuthOrConfigError)
+	}
+	fail = nil
 	if err := f.s.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if snaps := f.rec.handled("a"); len(snaps) != 1 || !snaps[0].Dismissed {
-		t.Fatalf("snapshots = %+v, want one dismissed", snaps)
+	if st := f.s.Status(); st.AuthOrConfigError != nil {
+		t.Fatalf("AuthOrConfigError = %v after a success, want nil", st.AuthOrConfigError)
 	}
 }
 
@@ -871,7 +915,7 @@ func BenchmarkRunOnce(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("@TGS#%d", i)
 	}
-	nop := MemberListerFunc(func(ctx context.Context, id string) ([]schema.Member, error) { return nil, nil })
+	nop := ListerFunc(func(ctx context.Context, id string) (schema.Snapshot, error) { return schema.Snapshot{}, nil })
 	h := HandlerFunc(func(ctx context.Context, snap schema.Snapshot) error { return nil })
 	s, err := New(nop, h, Options{SDKAppID: appID, Groups: ids, Metrics: NewMetrics(nil)})
 	if err != nil {
@@ -911,103 +955,44 @@ func TestSetIntervalAppliesToTheNextCycle(t *testing.T) {
 	}
 }
 
-// TestNoPermissionOnEveryGroupIsFatal: 10007 on one group is that group's
-// type (the others go on); on every group it is the identifier, a
-// configuration error.
-func TestNoPermissionOnEveryGroupIsFatal(t *testing.T) {
-	denied := apiErr(10007, tencent.KindBadRequest)
-	some := newFixture(t, Options{Groups: []string{"a", "room"}}, func(r *recorder) {
+// TestListerToldScheduledGroups: the lister learns the scheduled groups
+// from New, each SetGroups, and a dismissal (for rules over all groups,
+// such as poller/tencent's 10007 rule).
+func TestListerToldScheduledGroups(t *testing.T) {
+	f := newFixture(t, Options{Groups: []string{"a", "b", "a"}}, func(r *recorder) {
 		r.list = func(ctx context.Context, id string) ([]schema.Member, error) {
-			if id == "room" {
-				return nil, denied
+			if id == "c" {
+				return nil, kindErr(KindGone, "gone")
 			}
 			return nil, nil
 		}
 	})
-	for range 2 {
-		err := some.s.RunOnce(context.Background())
-		var fe *FatalError
-		if err == nil || errors.As(err, &fe) || !errors.Is(err, denied) {
-			t.Fatalf("RunOnce = %v, want room's 10007, not fatal", err)
+	f.s.SetGroups([]string{"b", "c"})
+	if err := f.s.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.rec.mu.Lock()
+	got := f.rec.scheduled
+	f.rec.mu.Unlock()
+	want := [][]string{{"a", "b"}, {"b", "c"}, {"b"}}
+	if len(got) != len(want) {
+		t.Fatalf("Scheduled calls = %v, want %v", got, want)
+	}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Fatalf("Scheduled calls = %v, want %v", got, want)
 		}
 	}
-	if st := some.s.Status(); st.AuthOrConfigError != nil {
-		t.Errorf("one group's 10007 made a config error: %v", st.AuthOrConfigError)
-	}
-
-	all := newFixture(t, Options{Groups: []string{"a", "b"}}, func(r *recorder) {
-		r.list = func(ctx context.Context, id string) ([]schema.Member, error) { return nil, denied }
-	})
-	err := all.s.RunOnce(context.Background())
-	var fe *FatalError
-	if !errors.As(err, &fe) || !errors.Is(err, denied) || !strings.Contains(err.Error(), "every group") {
-		t.Fatalf("RunOnce = %v, want a *FatalError for 10007 on every group", err)
-	}
-	if st := all.s.Status(); !errors.Is(st.AuthOrConfigError, denied) {
-		t.Errorf("status = %+v, want the config error", st)
-	}
 }
 
-// checkingRecorder is a recorder that also answers get_group_info.
-type checkingRecorder struct {
-	*recorder
-	exists bool
-	err    error
-	asked  atomic.Int32
-}
-
-func (c *checkingRecorder) GroupExists(context.Context, string) (bool, error) {
-	c.asked.Add(1)
-	return c.exists, c.err
-}
-
-// TestGroupGoneConfirmed: a listing's 10010/10015 writes the group off only
-// when get_group_info agrees or cannot tell; a group it still finds is a
-// failed poll, tried again next cycle.
-func TestGroupGoneConfirmed(t *testing.T) {
-	for _, tc := range []struct {
-		name          string
-		exists        bool
-		err           error
-		wantDismissed bool
-	}{
-		{"get_group_info agrees", false, nil, true},
-		{"get_group_info finds the group", true, nil, false},
-		{"get_group_info fails: get_members stands", false, errors.New("10002"), true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, Options{Groups: []string{"g"}}, func(r *recorder) {
-				r.list = func(context.Context, string) ([]schema.Member, error) {
-					return nil, apiErr(10010, tencent.KindGroupGone)
-				}
-			})
-			cr := &checkingRecorder{recorder: f.rec, exists: tc.exists, err: tc.err}
-			f.s.lister = cr
-			err := f.s.RunOnce(context.Background())
-			snaps := f.rec.handled("g")
-			dismissed := len(snaps) == 1 && snaps[0].Dismissed
-			if dismissed != tc.wantDismissed || cr.asked.Load() != 1 {
-				t.Fatalf("dismissed %v (snapshots %+v, asked %d), want %v", dismissed, snaps, cr.asked.Load(), tc.wantDismissed)
-			}
-			if !tc.wantDismissed && (err == nil || len(snaps) != 0 || !slices.Equal(f.s.Groups(), []string{"g"})) {
-				t.Fatalf("RunOnce = %v, snapshots %d, groups %v: want a failed poll and the group kept", err, len(snaps), f.s.Groups())
-			}
-		})
-	}
-}
-
-type dismissedErr struct{}
-
-func (dismissedErr) Error() string        { return "stored as dismissed" }
-func (dismissedErr) GroupDismissed() bool { return true }
-
-// TestHandlerSaysDismissed: a handler error marked GroupDismissed stops the
-// group's polling like a dismissed snapshot, without failing the run.
+// TestHandlerSaysDismissed: a handler error of KindGone (the detector's
+// state says dismissed) stops the group's polling like a dismissed
+// snapshot, without failing the run.
 func TestHandlerSaysDismissed(t *testing.T) {
 	f := newFixture(t, Options{Groups: []string{"a", "b"}}, func(r *recorder) {
 		r.handle = func(_ context.Context, snap schema.Snapshot) error {
 			if snap.GroupID == "b" {
-				return fmt.Errorf("handle: %w", dismissedErr{})
+				return fmt.Errorf("handle: %w", &Error{Kind: KindGone, GroupID: "b", Err: errors.New("stored as dismissed")})
 			}
 			return nil
 		}

@@ -32,10 +32,13 @@ type Snapshot struct {
 	Members []Member
 	// Dismissed reports that the group is gone.
 	Dismissed bool
-	// Capped reports that the API is known to have listed fewer members
-	// than are online (the silent 30-member cap of apps without the
-	// online-member-list feature), whatever the configured member cap.
-	Capped bool
+	// Truncated reports that Members may miss online members: the list
+	// reached the member cap (the API then lists only the latest joiners),
+	// or the API is known to have cut it short of the cap (the silent
+	// 30-member cap of apps without the online-member-list feature, a list
+	// that shifted while it was paged). The lister decides it when the
+	// snapshot is made; everything downstream only reads it.
+	Truncated bool
 }
 
 // NormalizeMembers de-duplicates ms by Account and sorts the result by

@@ -23,12 +23,13 @@ import (
 	"github.com/rollcall-dev/rollcall/sink/nats"
 )
 
-// The scheduler consumes the client and the detector through its own
-// interfaces; these assertions keep the wiring honest.
+// The scheduler consumes the Tencent lister and the detector through its
+// own interfaces; these assertions keep the wiring honest.
 var (
-	_ poller.MemberLister = (*tencent.Client)(nil)
-	_ poller.Handler      = (*diff.Detector)(nil)
-	_ diff.Publisher      = (*sink.Fanout)(nil)
+	_ tencent.API    = (*tencent.Client)(nil)
+	_ poller.Lister  = (*tencent.Lister)(nil)
+	_ poller.Handler = (*diff.Detector)(nil)
+	_ diff.Publisher = (*sink.Fanout)(nil)
 )
 
 // metricsSet is every component's metrics on one registry.
@@ -76,6 +77,7 @@ type pipeline struct {
 	logger   *zap.Logger
 	metrics  *metricsSet
 	client   *tencent.Client
+	lister   *tencent.Lister // holds poll.member_cap
 	store    diff.Store
 	sinks    []sink.Sink
 	fanout   *sink.Fanout
@@ -277,9 +279,8 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		// A confirmation is part of the poll: it ends with the cycle.
 		ConfirmTimeout: cfg.Poll.Interval,
 		Diff: diff.Options{
-			SDKAppID:  cfg.Tencent.SDKAppID,
-			MemberCap: cfg.Poll.MemberCap,
-			Baseline:  diff.BaselineMode(cfg.Poll.Baseline),
+			SDKAppID: cfg.Tencent.SDKAppID,
+			Baseline: diff.BaselineMode(cfg.Poll.Baseline),
 		},
 		Logger:  logger.Named("diff"),
 		Metrics: p.metrics.diff,
@@ -293,13 +294,17 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		closeSinks(p.sinks)
 		return nil, err
 	}
-	p.sched, err = poller.New(lister(p.client, cfg.Groups.Mark), p.detector, poller.Options{
+	p.lister, err = newLister(p.client, cfg, logger)
+	if err != nil {
+		closeSinks(p.sinks)
+		return nil, err
+	}
+	p.sched, err = poller.New(p.lister, p.detector, poller.Options{
 		SDKAppID:     cfg.Tencent.SDKAppID,
 		Groups:       groups,
 		Interval:     cfg.Poll.Interval,
 		Concurrency:  cfg.Poll.Concurrency,
 		RateLimit:    cfg.Tencent.RateLimit,
-		MemberCap:    cfg.Poll.MemberCap,
 		DrainTimeout: cfg.ShutdownTimeout,
 		Logger:       logger,
 		Metrics:      p.metrics.poller,
@@ -358,17 +363,15 @@ func (p *pipeline) readiness() []readinessCheck {
 	}
 }
 
-// lister is what the scheduler lists with. A Mark-filtered list would be
-// compared with an online count of the whole group, so the cap checks
-// (poller.OnlineCounter) are hidden from the scheduler then.
-func lister(c *tencent.Client, mark *int64) poller.MemberLister {
-	if mark != nil {
-		return struct {
-			poller.MemberLister
-			poller.GroupChecker
-		}{c, c}
-	}
-	return c
+// newLister is what the scheduler and the snapshot command list with: the
+// Tencent rules around the client. A Mark-filtered list would be compared
+// with an online count of the whole group, so the cap checks are off then.
+func newLister(c *tencent.Client, cfg *Config, logger *zap.Logger) (*tencent.Lister, error) {
+	return tencent.NewLister(c, tencent.ListerOptions{
+		MemberCap: cfg.Poll.MemberCap,
+		Marked:    cfg.Groups.Mark != nil,
+		Logger:    logger,
+	})
 }
 
 // staticUserSigWarning is how long before a configured usersig expires the

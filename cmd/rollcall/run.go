@@ -272,10 +272,10 @@ func (d *daemon) reload(ctx context.Context, p *pipeline) {
 				zap.Duration("poll_interval", cfg.Poll.Interval), zap.Duration("running_request_timeout", rt))
 		}
 	}
-	if err := p.detector.SetOptions(diff.Options{SDKAppID: cfg.Tencent.SDKAppID, MemberCap: cfg.Poll.MemberCap,
+	if err := p.detector.SetOptions(diff.Options{SDKAppID: cfg.Tencent.SDKAppID,
 		Baseline: diff.BaselineMode(cfg.Poll.Baseline)}); err == nil {
 		applied.MemberCap, applied.Baseline = cfg.Poll.MemberCap, cfg.Poll.Baseline
-		p.sched.SetMemberCap(cfg.Poll.MemberCap)
+		p.lister.SetMemberCap(cfg.Poll.MemberCap)
 	}
 	if cfg.Poll.Concurrency != old.Poll.Concurrency || cfg.Poll.ConfirmDepartures != old.Poll.ConfirmDepartures {
 		d.logger.Warn("reload: poll.concurrency and poll.confirm_departures take effect after a restart",

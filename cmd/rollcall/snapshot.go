@@ -45,11 +45,16 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Poll.Interval+cfg.Tencent.RequestTimeout)
 	defer cancel()
+	lister, err := newLister(client, cfg, logger)
+	if err != nil {
+		return err
+	}
 	taken := time.Now().UTC()
-	members, err := client.ListMembers(ctx, *group)
+	snap, err := lister.List(ctx, *group)
 	if err != nil {
 		return apiExit(fmt.Errorf("list members of %s: %w", *group, err))
 	}
+	members := snap.Members
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -63,7 +68,7 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			Count     int             `json:"count"`
 			Truncated bool            `json:"truncated"`
 			Members   []schema.Member `json:"members"`
-		}{cfg.Tencent.SDKAppID, *group, taken, len(members), len(members) >= cfg.Poll.MemberCap, members})
+		}{cfg.Tencent.SDKAppID, *group, taken, len(members), snap.Truncated, members})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER_ACCOUNT\tJOIN_TIME\tNICK_NAME\tAVATAR")
@@ -72,8 +77,11 @@ func cmdSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	tw.Flush()
 	note := ""
-	if len(members) >= cfg.Poll.MemberCap {
+	switch {
+	case snap.Truncated && len(members) >= cfg.Poll.MemberCap:
 		note = fmt.Sprintf(" (at poll.member_cap %d: the API lists only the latest joiners)", cfg.Poll.MemberCap)
+	case snap.Truncated: // cut short of the cap, as the online count shows
+		note = " (truncated: more members are online than the API lists)"
 	}
 	fmt.Fprintf(stdout, "%d members in %s%s\n", len(members), *group, note)
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/poller"
 	"github.com/rollcall-dev/rollcall/schema"
 )
 
@@ -374,9 +375,9 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		// replayed, then the listing is refused as the group's stored state
 		// says dismissed; nothing else is emitted.
 		err := d.HandleSnapshot(ctx, snap(2, "alice", "bob"))
-		var de *diff.DismissedError
-		if !errors.As(err, &de) {
-			t.Fatalf("HandleSnapshot = %v, want a *diff.DismissedError", err)
+		var de *poller.Error
+		if !errors.As(err, &de) || de.Kind != poller.KindGone || de.GroupID != suiteGroup {
+			t.Fatalf("HandleSnapshot = %v, want a *poller.Error of KindGone for %s", err, suiteGroup)
 		}
 		b := pub.Batches()
 		if len(b) != 3 || !reflect.DeepEqual(ids(b[1]), ids(b[2])) || b[2][1].Type != schema.TypeGroupDismissed {
