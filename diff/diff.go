@@ -153,10 +153,118 @@ func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, 
 // fills departed from check_members (see Candidates), which is not bound
 // by the list cap.
 func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State) {
+	if prev != nil && quiet(prev, snap, o, departed) {
+		next = prev.Clone()
+		next.Pending = nil
+		touch(next, snap, o)
+		return nil, next
+	}
+	return rebuild(prev, snap, o, departed)
+}
+
+// Advance is DiffConfirmed for a caller that keeps prev between polls (the
+// Detector). A snapshot that changes no membership — the same accounts with
+// the same JoinTimes, the same truncation window — changes prev in place
+// (members' last-seen times, nick names, avatars, view flags and the
+// observation time) without allocating, and returns it with no events and
+// inPlace set: nothing in it must be written at once. Otherwise prev is left
+// as it is and next is a new State, as DiffConfirmed returns it.
+func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State, inPlace bool) {
+	if prev != nil && prev.Pending == nil && quiet(prev, snap, o, departed) {
+		touch(prev, snap, o)
+		return nil, prev, true
+	}
+	events, next = rebuild(prev, snap, o, departed)
+	return events, next, false
+}
+
+// truncation returns whether snap (sorted members cur) counts as truncated
+// and, if so, its boundary: its lowest JoinTime (math.MaxInt64 for a capped
+// list with no one listed, which says nothing about anyone tracked).
+func truncation(cur []schema.Member, snap schema.Snapshot, o Options) (truncated bool, boundary int64) {
 	memberCap := o.MemberCap
 	if memberCap <= 0 {
 		memberCap = DefaultMemberCap
 	}
+	if len(cur) < memberCap && !snap.Capped {
+		return false, 0
+	}
+	if len(cur) == 0 {
+		return true, math.MaxInt64
+	}
+	boundary = cur[0].JoinTime
+	for _, m := range cur[1:] {
+		boundary = min(boundary, m.JoinTime)
+	}
+	return true, boundary
+}
+
+// quiet reports whether snap changes no membership of prev: no event, no
+// account tracked or untracked, the same truncation window. It only reads.
+func quiet(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) bool {
+	if prev.Dismissed || snap.Dismissed {
+		return false
+	}
+	cur := snap.Members
+	old := prev.Members
+	truncated, boundary := truncation(cur, snap, o)
+	if truncated != prev.Truncated || (truncated && boundary != prev.Boundary && len(cur) > 0) ||
+		(truncated && len(cur) == 0 && prev.Boundary != 0) {
+		return false
+	}
+	i, j := 0, 0
+	for i < len(old) || j < len(cur) {
+		if j > 0 && j < len(cur) && cur[j-1].Account >= cur[j].Account {
+			return false // not normalised: the slow path sorts it
+		}
+		if i > 0 && i < len(old) && old[i-1].Account >= old[i].Account {
+			return false
+		}
+		switch {
+		case j == len(cur) || (i < len(old) && old[i].Account < cur[j].Account):
+			t := &old[i]
+			i++
+			if !truncated || t.JoinTime > boundary || departed[t.Account] {
+				return false // a leave
+			}
+		case i == len(old) || cur[j].Account < old[i].Account:
+			return false // a join, or a member sliding into view
+		default:
+			if old[i].JoinTime != cur[j].JoinTime {
+				return false // a rejoin
+			}
+			i++
+			j++
+		}
+	}
+	return true
+}
+
+// touch applies a quiet snapshot to s in place: listed members are seen
+// now, with their current profile; missing ones are out of view.
+func touch(s *State, snap schema.Snapshot, o Options) {
+	at := snap.TakenAt.UTC()
+	s.Version, s.GroupID, s.ObservedAt = StateVersion, snap.GroupID, at
+	if s.SDKAppID = snap.SDKAppID; s.SDKAppID == 0 {
+		s.SDKAppID = o.SDKAppID
+	}
+	cur := snap.Members
+	j := 0
+	for i := range s.Members {
+		t := &s.Members[i]
+		if j < len(cur) && cur[j].Account == t.Account {
+			t.Member = cur[j]
+			t.LastSeen = at
+			t.OutOfView = false
+			j++
+			continue
+		}
+		t.OutOfView = true
+	}
+}
+
+// rebuild is the general case of DiffConfirmed: it builds next anew.
+func rebuild(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State) {
 	app := snap.SDKAppID
 	if app == 0 {
 		app = o.SDKAppID
@@ -181,31 +289,22 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 	}
 
 	if snap.Dismissed {
+		b := schema.NewBatch(app, gid, at, prevAt, len(old), len(old)+1)
 		for _, m := range old {
-			events = append(events, schema.MemberLeft(app, gid, m.Member, schema.ReasonGroupDismissed, at, prevAt, m.LastSeen))
+			b.Left(m.Member, schema.ReasonGroupDismissed, m.LastSeen)
 		}
-		events = append(events, schema.GroupDismissed(app, gid, at, prevAt, len(old)))
-		return events, &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
+		b.Dismissed(len(old))
+		return b.Events(), &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
 			ObservedAt: at, Dismissed: true, DismissedAt: at}
 	}
 
 	cur := sortedMembers(snap.Members)
 	next = &State{Version: StateVersion, SDKAppID: app, GroupID: gid, ObservedAt: at,
 		Members: make([]Tracked, 0, max(len(cur), len(old)))}
-	truncated := len(cur) >= memberCap || snap.Capped
-	var boundary int64
+	truncated, boundary := truncation(cur, snap, o)
 	if truncated {
 		next.Truncated = true
-		if len(cur) == 0 {
-			// A capped list with no one listed says nothing: everyone
-			// tracked stays, out of view; no boundary is stored, so the
-			// next snapshot's newcomers are joins.
-			boundary = math.MaxInt64
-		} else {
-			boundary = cur[0].JoinTime
-			for _, m := range cur[1:] {
-				boundary = min(boundary, m.JoinTime)
-			}
+		if len(cur) > 0 {
 			next.Boundary = boundary
 		}
 	}
@@ -220,55 +319,106 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 		if o.Baseline == BaselineSilent {
 			return nil, next
 		}
+		b := schema.NewBatch(app, gid, at, nil, 0, len(cur))
 		for _, m := range cur {
-			events = append(events, schema.MemberJoined(app, gid, m, schema.ReasonBaseline, at, nil))
+			b.Joined(m, schema.ReasonBaseline)
 		}
-		return events, next
+		return b.Events(), next
 	}
 
-	var left, joined []schema.Event
+	// Count first, so the batch is allocated once: left events come first
+	// (by account), then joined ones (by account).
+	nLeft, nJoined := 0, 0
+	walk(old, cur, func(t *Tracked, m *schema.Member) {
+		switch {
+		case m == nil:
+			if !truncated || t.JoinTime > boundary || departed[t.Account] {
+				nLeft++
+			}
+		case t == nil:
+			if !prev.Truncated || m.JoinTime > prev.Boundary {
+				nJoined++
+			}
+		case t.JoinTime != m.JoinTime:
+			nLeft++
+			nJoined++
+		}
+	})
+	if nLeft+nJoined == 0 {
+		walk(old, cur, func(t *Tracked, m *schema.Member) {
+			switch {
+			case m == nil:
+				keep := *t // possibly just below the window: kept, LastSeen as is
+				keep.OutOfView = true
+				next.Members = append(next.Members, keep)
+			default:
+				next.Members = append(next.Members, Tracked{Member: *m, LastSeen: at})
+			}
+		})
+		if len(next.Members) == 0 {
+			next.Members = nil // as JSON decodes it
+		}
+		return nil, next
+	}
+	b := schema.NewBatch(app, gid, at, prevAt, nLeft, nLeft+nJoined)
+	// Left events and state, by account.
+	walk(old, cur, func(t *Tracked, m *schema.Member) {
+		switch {
+		case m == nil:
+			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
+				keep := *t // possibly just below the window: kept, LastSeen as is
+				keep.OutOfView = true
+				next.Members = append(next.Members, keep)
+				return
+			}
+			b.Left(t.Member, schema.ReasonLeft, t.LastSeen)
+		case t == nil:
+			next.Members = append(next.Members, Tracked{Member: *m, LastSeen: at})
+		default:
+			next.Members = append(next.Members, Tracked{Member: *m, LastSeen: at})
+			if t.JoinTime != m.JoinTime {
+				b.Left(t.Member, schema.ReasonRejoined, t.LastSeen)
+			}
+		}
+	})
+	// Joined events, by account.
+	walk(old, cur, func(t *Tracked, m *schema.Member) {
+		switch {
+		case m == nil:
+		case t == nil:
+			if prev.Truncated && m.JoinTime <= prev.Boundary {
+				return // it was online below the previous window and slid into view
+			}
+			b.Joined(*m, schema.ReasonJoined)
+		case t.JoinTime != m.JoinTime:
+			b.Joined(*m, schema.ReasonRejoined)
+		}
+	})
+	if len(next.Members) == 0 {
+		next.Members = nil // as JSON decodes it
+	}
+	return b.Events(), next
+}
+
+// walk merges old and cur (both sorted by account, without duplicates)
+// and calls f once per account: with m nil for a tracked account not
+// listed, t nil for a listed account not tracked, both when both.
+func walk(old []Tracked, cur []schema.Member, f func(t *Tracked, m *schema.Member)) {
 	i, j := 0, 0
 	for i < len(old) || j < len(cur) {
 		switch {
 		case j == len(cur) || (i < len(old) && old[i].Account < cur[j].Account):
-			// Tracked but not listed.
-			t := old[i]
+			f(&old[i], nil)
 			i++
-			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
-				// Possibly just below the window: keep it, LastSeen as is.
-				t.OutOfView = true
-				next.Members = append(next.Members, t)
-				continue
-			}
-			left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonLeft, at, prevAt, t.LastSeen))
 		case i == len(old) || cur[j].Account < old[i].Account:
-			// Listed but not tracked.
-			m := cur[j]
+			f(nil, &cur[j])
 			j++
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
-			if prev.Truncated && m.JoinTime <= prev.Boundary {
-				// It was online below the previous window and slid into view.
-				continue
-			}
-			joined = append(joined, schema.MemberJoined(app, gid, m, schema.ReasonJoined, at, prevAt))
 		default:
-			t, m := old[i], cur[j]
+			f(&old[i], &cur[j])
 			i++
 			j++
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
-			if t.JoinTime != m.JoinTime {
-				left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonRejoined, at, prevAt, t.LastSeen))
-				joined = append(joined, schema.MemberJoined(app, gid, m, schema.ReasonRejoined, at, prevAt))
-			}
 		}
 	}
-	if len(next.Members) == 0 {
-		next.Members = nil // as JSON decodes it
-	}
-	if len(left)+len(joined) > 0 {
-		events = append(left, joined...)
-	}
-	return events, next
 }
 
 // Candidates lists the accounts Diff would keep out of view: tracked

@@ -1,0 +1,137 @@
+package diff
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rollcall-dev/rollcall/schema"
+)
+
+// FuzzAdvanceMatchesOracle checks the incremental diff against the plain
+// merge it replaced (oracleDiff): the same events, ids included, and the
+// same next state, for any two snapshots, caps, baselines and confirmed
+// departures — through Diff (pure) and through Advance (in place).
+func FuzzAdvanceMatchesOracle(f *testing.F) {
+	f.Add([]byte{0x01, 0x02, 0x03}, []byte{0x02, 0x03, 0x04}, []byte{0x11}, uint8(0), uint8(0))
+	f.Add([]byte{0x01, 0x11, 0x21}, []byte{0x31, 0x01}, []byte{}, uint8(2), uint8(1))
+	f.Add([]byte{0x00, 0x10, 0x20, 0x30, 0x40, 0x5f}, []byte{0xf0, 0xe1, 0xd2, 0xc3}, []byte{0x20}, uint8(3), uint8(2))
+	f.Add([]byte{0x05, 0x06, 0x07}, []byte{0x05, 0x06, 0x07}, []byte{0x05, 0x07}, uint8(9), uint8(3))
+	f.Add([]byte{0x15, 0x26, 0x37}, []byte{0x15, 0x26}, []byte{}, uint8(2), uint8(4))
+	f.Fuzz(func(t *testing.T, a, b, c []byte, capA, mode uint8) {
+		o := Options{MemberCap: int(capA%8) + 1, SDKAppID: app}
+		if capA&0x80 != 0 {
+			o.MemberCap = 1 << 20
+		}
+		if mode&1 != 0 {
+			o.Baseline = BaselineSilent
+		}
+		snapA := snapAt(t1, fuzzMembers(a)...)
+		snapB := snapAt(t2, fuzzMembers(b)...)
+		snapC := snapAt(t2.Add(30*time.Second), fuzzMembers(c)...)
+		snapB.Capped = mode&2 != 0
+		snapC.Dismissed = mode&4 != 0 && len(c) == 0
+		var departed map[string]bool
+		if mode&8 != 0 {
+			departed = map[string]bool{}
+			for _, m := range fuzzMembers(c) {
+				departed[m.Account] = true
+			}
+		}
+		var prevO, prevD, prevA *State
+		for k, s := range []schema.Snapshot{snapA, snapB, snapB, snapC, snapC} {
+			s.TakenAt = s.TakenAt.Add(time.Duration(k) * time.Second)
+			wantE, wantS := oracleDiff(prevO, s, o, departed)
+			gotE, gotS := DiffConfirmed(prevD, s, o, departed)
+			if !reflect.DeepEqual(gotE, wantE) || !reflect.DeepEqual(gotS, wantS) {
+				t.Fatalf("step %d: DiffConfirmed differs from the oracle:\n got %v\n     %+v\nwant %v\n     %+v", k, gotE, gotS, wantE, wantS)
+			}
+			before := prevA.Clone()
+			advE, advS, inPlace := Advance(prevA, s, o, departed)
+			if !reflect.DeepEqual(advE, wantE) || !reflect.DeepEqual(advS, wantS) {
+				t.Fatalf("step %d: Advance differs from the oracle:\n got %v\n     %+v\nwant %v\n     %+v", k, advE, advS, wantE, wantS)
+			}
+			if inPlace {
+				if len(advE) != 0 || advS != prevA {
+					t.Fatalf("step %d: in place with events or a new state", k)
+				}
+			} else if !reflect.DeepEqual(prevA, before) {
+				t.Fatalf("step %d: Advance changed prev without saying so", k)
+			}
+			prevO, prevD, prevA = wantS, gotS, advS
+		}
+	})
+}
+
+func TestAdvanceQuietPollAllocatesNothing(t *testing.T) {
+	prev, _, o := benchGroup(1000, 0)
+	snap := snapAt(t2, schemaMembers(prev)...)
+	allocs := testing.AllocsPerRun(20, func() {
+		events, next, inPlace := Advance(prev, snap, o, nil)
+		if len(events) != 0 || !inPlace || next != prev {
+			t.Fatalf("quiet poll: %d events, in place %v", len(events), inPlace)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a quiet poll allocates %v times", allocs)
+	}
+	if !prev.ObservedAt.Equal(t2) || !prev.Members[999].LastSeen.Equal(t2) {
+		t.Fatalf("the state was not brought forward: %v %v", prev.ObservedAt, prev.Members[999].LastSeen)
+	}
+}
+
+func TestAdvanceChurnAllocatesPerBatchNotPerMember(t *testing.T) {
+	prev, snap, o := benchGroup(1000, 10)
+	allocs := testing.AllocsPerRun(20, func() {
+		if events, _, _ := Advance(prev, snap, o, nil); len(events) != 20 {
+			t.Fatalf("%d events", len(events))
+		}
+	})
+	// The new state's member list, the batch and its ids: a constant, at
+	// most one allocation per changed member.
+	if allocs > 20 {
+		t.Fatalf("a poll with 20 changed members allocates %v times", allocs)
+	}
+}
+
+func schemaMembers(s *State) []schema.Member {
+	out := make([]schema.Member, len(s.Members))
+	for i, t := range s.Members {
+		out[i] = t.Member
+	}
+	return out
+}
+
+// BenchmarkMapLookupBaseline is the floor the diff is measured against: one
+// lookup per member in a map[string]int64 keyed by the same accounts.
+func BenchmarkMapLookupBaseline(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			prev, snap, _ := benchGroup(n, n/100)
+			idx := make(map[string]int64, n)
+			for _, t := range prev.Members {
+				idx[t.Account] = t.JoinTime
+			}
+			b.ReportAllocs()
+			var sum int64
+			for b.Loop() {
+				for _, m := range snap.Members {
+					sum += idx[m.Account]
+				}
+			}
+			_ = sum
+		})
+	}
+}
+
+func BenchmarkAdvanceQuiet1000(b *testing.B) {
+	prev, _, o := benchGroup(1000, 0)
+	snap := snapAt(t2, schemaMembers(prev)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		if events, _, _ := Advance(prev, snap, o, nil); len(events) != 0 {
+			b.Fatal(len(events))
+		}
+	}
+}
