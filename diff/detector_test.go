@@ -261,7 +261,7 @@ func TestDetectorSetOptions(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatalf("silent baseline after SetOptions published %v", got)
 	}
-	st, _ := store.Load(context.Background(), "g")
+	st, _, _ := store.Load(context.Background(), "g")
 	if !st.Truncated {
 		t.Error("member_cap 2 from SetOptions not applied: 2-member snapshot not truncated")
 	}
@@ -271,7 +271,7 @@ func TestDismissedPrimesMembersTracked(t *testing.T) {
 	store := diff.NewMemoryStore()
 	st := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: time.Unix(1_800_000_000, 0).UTC(),
 		Members: []diff.Tracked{{Member: schema.Member{Account: "a", JoinTime: 1}}, {Member: schema.Member{Account: "b", JoinTime: 2}}}}
-	if err := store.Save(context.Background(), st); err != nil {
+	if _, err := store.Save(context.Background(), st, 0); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()

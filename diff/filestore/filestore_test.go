@@ -61,11 +61,11 @@ func saveLoop(dir string) {
 		os.Exit(2)
 	}
 	start := 1
-	if prev, err := s.Load(context.Background(), crashGroup); err == nil && prev != nil {
+	if prev, _, err := s.Load(context.Background(), crashGroup); err == nil && prev != nil {
 		start = int(prev.ObservedAt.Sub(t0)/time.Second) + 1
 	}
 	for n := start; ; n++ {
-		if err := s.Save(context.Background(), crashState(n)); err != nil {
+		if err := save(context.Background(), s, crashState(n)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
@@ -116,7 +116,7 @@ func TestCrashDuringSaveLeavesValidState(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: open after kill: %v", round, err)
 		}
-		st, err := s.Load(context.Background(), crashGroup)
+		st, _, err := s.Load(context.Background(), crashGroup)
 		if err != nil {
 			t.Fatalf("round %d: load after kill: %v", round, err)
 		}
@@ -171,12 +171,12 @@ func TestGroupIDsAreSafeFileNames(t *testing.T) {
 		"with space", "semi;colon", "%2F", "a\x00b", strings.Repeat("z", 100)}
 	for i, id := range ids {
 		st := &diff.State{Version: diff.StateVersion, GroupID: id, ObservedAt: t0.Add(time.Duration(i) * time.Second)}
-		if err := s.Save(ctx, st); err != nil {
+		if err := save(ctx, s, st); err != nil {
 			t.Fatalf("save %q: %v", id, err)
 		}
 	}
 	for i, id := range ids {
-		got, err := s.Load(ctx, id)
+		got, _, err := s.Load(ctx, id)
 		if err != nil || got == nil || got.GroupID != id || !got.ObservedAt.Equal(t0.Add(time.Duration(i)*time.Second)) {
 			t.Fatalf("load %q = %+v, %v", id, got, err)
 		}
@@ -209,17 +209,17 @@ func TestGroupIDsAreSafeFileNames(t *testing.T) {
 	if len(entries) != len(ids)+1 { // + LOCK
 		t.Errorf("%d files in dir, want %d", len(entries), len(ids)+1)
 	}
-	if _, err := s.Load(ctx, ""); err == nil {
+	if _, _, err := s.Load(ctx, ""); err == nil {
 		t.Error("empty group id accepted")
 	}
-	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: strings.Repeat("x", 200)}); err == nil {
+	if err := save(ctx, s, &diff.State{Version: 1, GroupID: strings.Repeat("x", 200)}); err == nil {
 		t.Error("group id too long for a file name accepted")
 	}
 }
 
 func TestLoadMissingIsNoState(t *testing.T) {
 	s := openT(t, t.TempDir())
-	st, err := s.Load(context.Background(), "nobody")
+	st, _, err := s.Load(context.Background(), "nobody")
 	if st != nil || err != nil {
 		t.Fatalf("Load = %+v, %v; want nil, nil", st, err)
 	}
@@ -241,7 +241,7 @@ func TestUnreadableStateIsAnErrorNamingTheFile(t *testing.T) {
 			if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			st, err := s.Load(ctx, "g")
+			st, _, err := s.Load(ctx, "g")
 			if err == nil || st != nil {
 				t.Fatalf("Load = %+v, %v; want an error", st, err)
 			}
@@ -278,7 +278,7 @@ func TestOpenRemovesTempFilesAndListIgnoresStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: "g"}); err != nil {
+	if err := save(ctx, s, &diff.State{Version: 1, GroupID: "g"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -301,11 +301,11 @@ func TestSaveReplacesAndLeavesNoTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir)
 	for n := 1; n <= 3; n++ {
-		if err := s.Save(ctx, crashState(n)); err != nil {
+		if err := save(ctx, s, crashState(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.Load(ctx, crashGroup)
+	got, _, err := s.Load(ctx, crashGroup)
 	if err != nil || !reflect.DeepEqual(got, crashState(3)) {
 		t.Fatalf("Load after saves = %v", err)
 	}
@@ -330,10 +330,10 @@ func TestClosedStore(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := s.Load(ctx, "g"); !errors.Is(err, diff.ErrClosed) {
+	if _, _, err := s.Load(ctx, "g"); !errors.Is(err, diff.ErrClosed) {
 		t.Errorf("Load after Close: %v", err)
 	}
-	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: "g"}); !errors.Is(err, diff.ErrClosed) {
+	if err := save(ctx, s, &diff.State{Version: 1, GroupID: "g"}); !errors.Is(err, diff.ErrClosed) {
 		t.Errorf("Save after Close: %v", err)
 	}
 	if _, err := s.List(ctx); !errors.Is(err, diff.ErrClosed) {
@@ -356,7 +356,7 @@ func BenchmarkFileStoreSave(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.Save(ctx, st); err != nil {
+		if err := save(ctx, s, st); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -375,7 +375,7 @@ func TestReadsVersion1StateFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openT(t, dir)
-	got, err := s.Load(context.Background(), group)
+	got, _, err := s.Load(context.Background(), group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestOutboxBesideTheState(t *testing.T) {
 	s := openT(t, dir)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	committed := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0}
-	if err := s.Save(ctx, committed); err != nil {
+	if err := save(ctx, s, committed); err != nil {
 		t.Fatal(err)
 	}
 	statePath := filepath.Join(dir, FileName("g"))
@@ -413,13 +413,13 @@ func TestOutboxBesideTheState(t *testing.T) {
 	next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0.Add(time.Minute),
 		Members: []diff.Tracked{{Member: m, LastSeen: t0.Add(time.Minute)}}}
 	pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, "g", m, schema.ReasonJoined, t0.Add(time.Minute), &t0)}, Next: next}
-	if err := s.SaveOutbox(ctx, "g", pend); err != nil {
+	if err := saveOutbox(ctx, s, "g", pend); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.ReadFile(statePath); string(after) != string(before) {
 		t.Fatalf("SaveOutbox changed the state file:\n%s\n%s", before, after)
 	}
-	got, err := s.Load(ctx, "g")
+	got, _, err := s.Load(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,13 +430,13 @@ func TestOutboxBesideTheState(t *testing.T) {
 	if ids, _ := s.List(ctx); !reflect.DeepEqual(ids, []string{"g"}) {
 		t.Fatalf("List = %v: the outbox file is not a group", ids)
 	}
-	if err := s.Save(ctx, next); err != nil {
+	if err := save(ctx, s, next); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(strings.TrimSuffix(statePath, ".json") + ".outbox"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("outbox file after the commit: %v", err)
 	}
-	if got, err := s.Load(ctx, "g"); err != nil || got.Pending != nil || len(got.Members) != 1 {
+	if got, _, err := s.Load(ctx, "g"); err != nil || got.Pending != nil || len(got.Members) != 1 {
 		t.Fatalf("Load after commit = %+v, %v", got, err)
 	}
 	// An unreadable outbox is an error naming its file, like a state file.
@@ -444,10 +444,28 @@ func TestOutboxBesideTheState(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"version":1,"group_id":"g","events":[`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(ctx, "g"); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, _, err := s.Load(ctx, "g"); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("Load with a torn outbox = %v, want an error naming %s", err, bad)
 	}
-	if err := s.SaveOutbox(ctx, "g", &diff.Pending{Next: next}); err == nil {
+	if err := saveOutbox(ctx, s, "g", &diff.Pending{Next: next}); err == nil {
 		t.Fatal("SaveOutbox accepted an outbox without events")
 	}
 }
+
+// save and saveOutbox write at the store's current revision, for tests that
+// are not about revisions.
+func save(ctx context.Context, s *Store, st *diff.State) error {
+	var rev diff.Revision
+	if st != nil {
+		_, rev, _ = s.Load(ctx, st.GroupID)
+	}
+	_, err := s.Save(ctx, st, rev)
+	return err
+}
+
+func saveOutbox(ctx context.Context, s *Store, groupID string, p *diff.Pending) error {
+	_, rev, _ := s.Load(ctx, groupID)
+	_, err := s.SaveOutbox(ctx, groupID, p, rev)
+	return err
+}
+
