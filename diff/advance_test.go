@@ -3,6 +3,8 @@ package diff
 import (
 	"fmt"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,4 +136,37 @@ func BenchmarkAdvanceQuiet1000(b *testing.B) {
 			b.Fatal(len(events))
 		}
 	}
+}
+
+// BenchmarkMemoryPerMember reports the heap a tracked member costs in a
+// group's kept state: 100,000 members with 12-byte accounts, 8-byte nick
+// names and 40-byte avatar URLs, each string allocated on its own as a
+// decoded page gives them. The goal is at most twice the bytes of the
+// strings plus 48 B (B/member-goal).
+func BenchmarkMemoryPerMember(b *testing.B) {
+	const n = 100_000
+	const strBytes = 12 + 8 + 40
+	var perMember float64
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		ms := make([]schema.Member, n)
+		for i := range ms {
+			ms[i] = schema.Member{
+				Account:  strings.Clone(fmt.Sprintf("acct%08d", i)),
+				NickName: strings.Clone(fmt.Sprintf("nick%04d", i%10000)),
+				Avatar:   strings.Clone(fmt.Sprintf("https://cdn.example.com/avatars/%08d.png", i)),
+				JoinTime: j0 + int64(i),
+			}
+		}
+		_, st := Diff(nil, snapAt(t1, ms...), Options{MemberCap: 4 * n, Baseline: BaselineSilent})
+		ms = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perMember = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(st)
+	}
+	b.ReportMetric(perMember, "B/member")
+	b.ReportMetric(2*strBytes+48, "B/member-goal")
 }

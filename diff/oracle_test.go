@@ -40,7 +40,7 @@ func oracleDiff(prev *State, snap schema.Snapshot, o Options, departed map[strin
 
 	if snap.Dismissed {
 		for _, m := range old {
-			events = append(events, schema.MemberLeft(app, gid, m.Member, schema.ReasonGroupDismissed, at, prevAt, m.LastSeen))
+			events = append(events, schema.MemberLeft(app, gid, m.Member, schema.ReasonGroupDismissed, at, prevAt, m.LastSeen.Time()))
 		}
 		events = append(events, schema.GroupDismissed(app, gid, at, prevAt, len(old)))
 		return events, &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
@@ -70,7 +70,7 @@ func oracleDiff(prev *State, snap schema.Snapshot, o Options, departed map[strin
 
 	if prev == nil {
 		for _, m := range cur {
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
+			next.Members = append(next.Members, Tracked{Member: m, LastSeen: InstantOf(at)})
 		}
 		if len(next.Members) == 0 {
 			next.Members = nil
@@ -98,12 +98,12 @@ func oracleDiff(prev *State, snap schema.Snapshot, o Options, departed map[strin
 				next.Members = append(next.Members, t)
 				continue
 			}
-			left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonLeft, at, prevAt, t.LastSeen))
+			left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonLeft, at, prevAt, t.LastSeen.Time()))
 		case i == len(old) || cur[j].Account < old[i].Account:
 			// Listed but not tracked.
 			m := cur[j]
 			j++
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
+			next.Members = append(next.Members, Tracked{Member: m, LastSeen: InstantOf(at)})
 			if prev.Truncated && m.JoinTime <= prev.Boundary {
 				// It was online below the previous window and slid into view.
 				continue
@@ -113,9 +113,9 @@ func oracleDiff(prev *State, snap schema.Snapshot, o Options, departed map[strin
 			t, m := old[i], cur[j]
 			i++
 			j++
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
+			next.Members = append(next.Members, Tracked{Member: m, LastSeen: InstantOf(at)})
 			if t.JoinTime != m.JoinTime {
-				left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonRejoined, at, prevAt, t.LastSeen))
+				left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonRejoined, at, prevAt, t.LastSeen.Time()))
 				joined = append(joined, schema.MemberJoined(app, gid, m, schema.ReasonRejoined, at, prevAt))
 			}
 		}

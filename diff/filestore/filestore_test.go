@@ -47,7 +47,7 @@ func crashState(n int) *diff.State {
 	for i := range 500 + n%700 {
 		st.Members = append(st.Members, diff.Tracked{Member: schema.Member{
 			Account: fmt.Sprintf("user%05d", i), NickName: strings.Repeat("x", 40), JoinTime: int64(n)},
-			LastSeen: st.ObservedAt})
+			LastSeen: diff.InstantOf(st.ObservedAt)})
 	}
 	return st
 }
@@ -351,7 +351,7 @@ func BenchmarkFileStoreSave(b *testing.B) {
 	st.Members = st.Members[:0]
 	for i := range 1000 {
 		st.Members = append(st.Members, diff.Tracked{Member: schema.Member{Account: fmt.Sprintf("user%05d", i),
-			NickName: "nick", Avatar: "https://example.com/a.png", JoinTime: t0.Unix()}, LastSeen: t0})
+			NickName: "nick", Avatar: "https://example.com/a.png", JoinTime: t0.Unix()}, LastSeen: diff.InstantOf(t0)})
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -382,10 +382,10 @@ func TestReadsVersion1StateFile(t *testing.T) {
 	at := func(sec int) time.Time { return time.Date(2026, 3, 1, 12, 0, sec, 0, time.UTC) }
 	want := &diff.State{Version: 1, SDKAppID: 1400000001, GroupID: group, ObservedAt: at(30),
 		Truncated: true, Boundary: 1772366100, Members: []diff.Tracked{
-			{Member: schema.Member{Account: "alice", NickName: "Alice", Avatar: "https://a/x.png", JoinTime: 1772366000}, LastSeen: at(0), OutOfView: true},
-			{Member: schema.Member{Account: "bob", JoinTime: 1772366100}, LastSeen: at(30)},
-			{Member: schema.Member{Account: "carol", JoinTime: 1772366200}, LastSeen: at(30)},
-			{Member: schema.Member{Account: "dave", JoinTime: 1772366350}, LastSeen: at(30)},
+			{Member: schema.Member{Account: "alice", NickName: "Alice", Avatar: "https://a/x.png", JoinTime: 1772366000}, LastSeen: diff.InstantOf(at(0)), OutOfView: true},
+			{Member: schema.Member{Account: "bob", JoinTime: 1772366100}, LastSeen: diff.InstantOf(at(30))},
+			{Member: schema.Member{Account: "carol", JoinTime: 1772366200}, LastSeen: diff.InstantOf(at(30))},
+			{Member: schema.Member{Account: "dave", JoinTime: 1772366350}, LastSeen: diff.InstantOf(at(30))},
 		}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
@@ -411,7 +411,7 @@ func TestOutboxBesideTheState(t *testing.T) {
 	}
 	m := schema.Member{Account: "alice", JoinTime: t0.Unix()}
 	next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0.Add(time.Minute),
-		Members: []diff.Tracked{{Member: m, LastSeen: t0.Add(time.Minute)}}}
+		Members: []diff.Tracked{{Member: m, LastSeen: diff.InstantOf(t0.Add(time.Minute))}}}
 	pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, "g", m, schema.ReasonJoined, t0.Add(time.Minute), &t0)}, Next: next}
 	if err := saveOutbox(ctx, s, "g", pend); err != nil {
 		t.Fatal(err)
@@ -468,4 +468,3 @@ func saveOutbox(ctx context.Context, s *Store, groupID string, p *diff.Pending) 
 	_, err := s.SaveOutbox(ctx, groupID, p, rev)
 	return err
 }
-
