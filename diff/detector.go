@@ -319,10 +319,13 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	if prev != nil && prev.Dismissed && !snap.Dismissed {
 		return &DismissedError{GroupID: snap.GroupID}
 	}
-	events, next, inPlace := Advance(prev, snap, opts, d.departed(ctx, prev, snap, opts))
-	if inPlace {
-		// Nothing a consumer sees changed: the state is written when the
-		// checkpoint is due, so a quiet poll costs no write.
+	events, next, urgent := Advance(prev, snap, opts, d.departed(ctx, prev, snap, opts))
+	// prev is next now (changed in place) unless this was a first
+	// snapshot or a dismissal.
+	g.cached = next
+	if !urgent {
+		// Nothing the next diff depends on changed: the state is written
+		// when the checkpoint is due, so a quiet poll costs no write.
 		g.dirty = true
 		g.setCounts(d.metrics, countOf(next), false)
 		if d.checkpoint > 0 && d.now().Sub(g.savedAt) < d.checkpoint {
@@ -342,16 +345,15 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		d.metrics.commitFailed()
 		return fmt.Errorf("save outbox of %s: %w", snap.GroupID, err)
 	}
-	if prev == nil {
-		prev = OutboxOnly(snap.GroupID, outbox)
-	} else {
-		prev.Pending = outbox
-	}
-	g.cached, g.rev = prev, rev
+	// Kept as the store has it: next, with the batch still to publish (a
+	// failed publish is replayed from here at the next snapshot).
+	wasDismissed := prev != nil && prev.Dismissed
+	next.Pending = outbox
+	g.rev = rev
 	if err = d.flush(ctx, g, snap.GroupID, outbox, false); err != nil {
 		return err
 	}
-	if snap.Dismissed && !prev.Dismissed {
+	if snap.Dismissed && !wasDismissed {
 		d.log.Warn("group dismissed; remove it from groups.ids", zap.String("group_id", snap.GroupID),
 			zap.Int("members_left", len(events)-1))
 	}
@@ -398,6 +400,9 @@ func (d *Detector) flush(ctx context.Context, g *group, groupID string, p *Pendi
 // commit saves next as the acknowledged state (stores ignore its Pending)
 // and keeps it.
 func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
+	// The batch (whose Next may be next itself) is being committed: a
+	// store must not see it, and next must not point at itself.
+	next.Pending = nil
 	rev, err := d.store.Save(ctx, next, g.rev)
 	if err != nil {
 		d.drop(g)
@@ -405,7 +410,6 @@ func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
 		return fmt.Errorf("save state of %s: %w", next.GroupID, err)
 	}
 	d.metrics.committed()
-	next.Pending = nil
 	g.cached, g.rev, g.dirty, g.savedAt = next, rev, false, d.now()
 	g.gone.Store(next.Dismissed)
 	g.setCounts(d.metrics, countOf(next), false)

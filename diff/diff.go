@@ -190,29 +190,223 @@ func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, 
 // fills departed from check_members (see Candidates), which is not bound
 // by the list cap.
 func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State) {
-	if prev != nil && quiet(prev, snap, o, departed) {
-		next = prev.Clone()
-		next.Pending = nil
-		touch(next, snap, o)
-		return nil, next
+	if prev != nil {
+		prev = prev.Clone()
+		prev.Pending = nil
 	}
-	return rebuild(prev, snap, o, departed)
+	events, next, _ = Advance(prev, snap, o, departed)
+	return events, next
 }
 
-// Advance is DiffConfirmed for a caller that keeps prev between polls (the
-// Detector). A snapshot that changes no membership — the same accounts with
-// the same JoinTimes, the same truncation window — changes prev in place
-// (members' last-seen times, nick names, avatars, view flags and the
-// observation time) without allocating, and returns it with no events and
-// inPlace set: nothing in it must be written at once. Otherwise prev is left
-// as it is and next is a new State, as DiffConfirmed returns it.
-func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State, inPlace bool) {
-	if prev != nil && prev.Pending == nil && quiet(prev, snap, o, departed) {
-		touch(prev, snap, o)
-		return nil, prev, true
+// Advance is DiffConfirmed for a caller that keeps the group's state
+// between polls (the Detector): it brings prev forward in place and
+// returns it as next (a new State only for a first snapshot or a
+// dismissal), so a poll costs a merge of the two sorted lists and, when
+// nothing changed, no allocation. prev must have no Pending batch; the
+// caller owns it afterwards as next and keeps no other copy.
+//
+// urgent reports a change that must be written before anything else
+// happens to the group: events, or a change of the tracked accounts or of
+// the truncation window that the next diff depends on. Otherwise only
+// last-seen times, nick names, avatars, view flags and the observation
+// time moved, which a caller may write later (a checkpoint).
+func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State, urgent bool) {
+	app := snap.SDKAppID
+	if app == 0 {
+		app = o.SDKAppID
 	}
-	events, next = rebuild(prev, snap, o, departed)
-	return events, next, false
+	gid := snap.GroupID
+	// UTC strips the monotonic reading, so a state equals its JSON round
+	// trip and the same snapshot always yields an identical state.
+	at := snap.TakenAt.UTC()
+	seen := InstantOf(at)
+
+	switch {
+	case prev != nil && prev.Dismissed:
+		prev.Pending = nil
+		return nil, prev, true
+	case snap.Dismissed:
+		var prevAt *time.Time
+		var old []Tracked
+		if prev != nil {
+			t := prev.ObservedAt
+			prevAt = &t
+			old = sortedTracked(prev.Members)
+		}
+		b := schema.NewBatch(app, gid, at, prevAt, len(old), len(old)+1)
+		for _, m := range old {
+			b.Left(m.Member, schema.ReasonGroupDismissed, m.LastSeen.Time())
+		}
+		b.Dismissed(len(old))
+		return b.Events(), &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
+			ObservedAt: at, Dismissed: true, DismissedAt: at}, true
+	}
+
+	cur := sortedMembers(snap.Members)
+	truncated, boundary := truncation(cur, snap, o)
+	stored := int64(0) // the boundary as State keeps it
+	if truncated && len(cur) > 0 {
+		stored = boundary
+	}
+	if prev == nil {
+		next = &State{Version: StateVersion, SDKAppID: app, GroupID: gid, ObservedAt: at,
+			Truncated: truncated, Boundary: stored}
+		if len(cur) > 0 {
+			next.Members = make([]Tracked, len(cur))
+			for i, m := range cur {
+				next.Members[i] = Tracked{Member: m, LastSeen: seen}
+			}
+		}
+		if o.Baseline == BaselineSilent {
+			return nil, next, true
+		}
+		b := schema.NewBatch(app, gid, at, nil, 0, len(cur))
+		for _, m := range cur {
+			b.Joined(m, schema.ReasonBaseline)
+		}
+		return b.Events(), next, true
+	}
+
+	old := sortedTracked(prev.Members)
+	// What the merge will do, first without touching anything: the events
+	// need the old values, and the batch is allocated once.
+	var nLeft, nJoined, nDropped, nAdded int
+	i, j := 0, 0
+	for i < len(old) || j < len(cur) {
+		switch {
+		case j == len(cur) || (i < len(old) && old[i].Account < cur[j].Account):
+			if t := &old[i]; !truncated || t.JoinTime > boundary || departed[t.Account] {
+				nLeft++
+				nDropped++
+			}
+			i++
+		case i == len(old) || cur[j].Account < old[i].Account:
+			if !prev.Truncated || cur[j].JoinTime > prev.Boundary {
+				nJoined++
+			}
+			nAdded++
+			j++
+		default:
+			if old[i].JoinTime != cur[j].JoinTime {
+				nLeft++
+				nJoined++
+			}
+			i++
+			j++
+		}
+	}
+	urgent = nLeft+nJoined+nDropped+nAdded > 0 || truncated != prev.Truncated || stored != prev.Boundary
+	if nLeft+nJoined > 0 {
+		t := prev.ObservedAt
+		b := schema.NewBatch(app, gid, at, &t, nLeft, nLeft+nJoined)
+		emitLeft(&b, old, cur, truncated, boundary, departed)
+		emitJoined(&b, old, cur, prev)
+		events = b.Events()
+	}
+
+	// Bring the kept members forward and drop those who left; this only
+	// moves entries towards the front, so it runs in place.
+	w := 0
+	j = 0
+	for i := range old {
+		t := old[i]
+		for j < len(cur) && cur[j].Account < t.Account {
+			j++
+		}
+		switch {
+		case j < len(cur) && cur[j].Account == t.Account:
+			t.Member, t.LastSeen, t.OutOfView = cur[j], seen, false
+			j++
+		case truncated && t.JoinTime <= boundary && !departed[t.Account]:
+			t.OutOfView = true // possibly just below the window: kept, LastSeen as is
+		default:
+			continue // left
+		}
+		old[w] = t
+		w++
+	}
+	clear(old[w:]) // no stale copies (and their strings) past the end
+	kept := old[:w]
+	if nAdded > 0 {
+		kept = insertNew(kept, cur, nAdded, seen)
+	}
+	if len(kept) == 0 {
+		kept = nil // as JSON decodes it
+	}
+	prev.Version, prev.SDKAppID, prev.GroupID, prev.ObservedAt = StateVersion, app, gid, at
+	prev.Truncated, prev.Boundary, prev.Members, prev.Pending = truncated, stored, kept, nil
+	return events, prev, urgent
+}
+
+// emitLeft adds the left events, by account: tracked members missing from
+// cur (unless kept out of view below a truncated list's boundary) and
+// members listed with a new JoinTime (rejoined).
+func emitLeft(b *schema.Batch, old []Tracked, cur []schema.Member, truncated bool, boundary int64, departed map[string]bool) {
+	j := 0
+	for i := range old {
+		t := &old[i]
+		for j < len(cur) && cur[j].Account < t.Account {
+			j++
+		}
+		switch {
+		case j < len(cur) && cur[j].Account == t.Account:
+			if cur[j].JoinTime != t.JoinTime {
+				b.Left(t.Member, schema.ReasonRejoined, t.LastSeen.Time())
+			}
+		case !truncated || t.JoinTime > boundary || departed[t.Account]:
+			b.Left(t.Member, schema.ReasonLeft, t.LastSeen.Time())
+		}
+	}
+}
+
+// emitJoined adds the joined events, by account: listed members not
+// tracked (unless they slid into view below the previous truncated list's
+// boundary) and members listed with a new JoinTime (rejoined).
+func emitJoined(b *schema.Batch, old []Tracked, cur []schema.Member, prev *State) {
+	i := 0
+	for j := range cur {
+		m := &cur[j]
+		for i < len(old) && old[i].Account < m.Account {
+			i++
+		}
+		switch {
+		case i < len(old) && old[i].Account == m.Account:
+			if old[i].JoinTime != m.JoinTime {
+				b.Joined(*m, schema.ReasonRejoined)
+			}
+		case !prev.Truncated || m.JoinTime > prev.Boundary:
+			b.Joined(*m, schema.ReasonJoined)
+		}
+	}
+}
+
+// insertNew merges the n members of cur that kept (sorted; it has every
+// other member of cur) lacks into kept, from the back so that it runs in
+// place when kept has room; otherwise it grows the array as append does.
+func insertNew(kept []Tracked, cur []schema.Member, n int, seen Instant) []Tracked {
+	size := len(kept) + n
+	var dst []Tracked
+	if size <= cap(kept) {
+		dst = kept[:size]
+	} else {
+		dst = append(kept[:cap(kept)], make([]Tracked, size-cap(kept))...)[:size]
+	}
+	i, w := len(kept)-1, size-1
+	for j := len(cur) - 1; j >= 0; w-- {
+		switch {
+		case i >= 0 && kept[i].Account > cur[j].Account:
+			dst[w] = kept[i] // out of view: not listed
+			i--
+		case i >= 0 && kept[i].Account == cur[j].Account:
+			dst[w] = kept[i]
+			i--
+			j--
+		default:
+			dst[w] = Tracked{Member: cur[j], LastSeen: seen}
+			j--
+		}
+	}
+	return dst
 }
 
 // truncation returns whether snap (sorted members cur) counts as truncated
@@ -234,230 +428,6 @@ func truncation(cur []schema.Member, snap schema.Snapshot, o Options) (truncated
 		boundary = min(boundary, m.JoinTime)
 	}
 	return true, boundary
-}
-
-// quiet reports whether snap changes no membership of prev: no event, no
-// account tracked or untracked, the same truncation window. It only reads.
-func quiet(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) bool {
-	if prev.Dismissed || snap.Dismissed {
-		return false
-	}
-	cur := snap.Members
-	old := prev.Members
-	truncated, boundary := truncation(cur, snap, o)
-	if truncated != prev.Truncated || (truncated && boundary != prev.Boundary && len(cur) > 0) ||
-		(truncated && len(cur) == 0 && prev.Boundary != 0) {
-		return false
-	}
-	i, j := 0, 0
-	for i < len(old) || j < len(cur) {
-		if j > 0 && j < len(cur) && cur[j-1].Account >= cur[j].Account {
-			return false // not normalised: the slow path sorts it
-		}
-		if i > 0 && i < len(old) && old[i-1].Account >= old[i].Account {
-			return false
-		}
-		switch {
-		case j == len(cur) || (i < len(old) && old[i].Account < cur[j].Account):
-			t := &old[i]
-			i++
-			if !truncated || t.JoinTime > boundary || departed[t.Account] {
-				return false // a leave
-			}
-		case i == len(old) || cur[j].Account < old[i].Account:
-			return false // a join, or a member sliding into view
-		default:
-			if old[i].JoinTime != cur[j].JoinTime {
-				return false // a rejoin
-			}
-			i++
-			j++
-		}
-	}
-	return true
-}
-
-// touch applies a quiet snapshot to s in place: listed members are seen
-// now, with their current profile; missing ones are out of view.
-func touch(s *State, snap schema.Snapshot, o Options) {
-	at := snap.TakenAt.UTC()
-	s.Version, s.GroupID, s.ObservedAt = StateVersion, snap.GroupID, at
-	if s.SDKAppID = snap.SDKAppID; s.SDKAppID == 0 {
-		s.SDKAppID = o.SDKAppID
-	}
-	cur := snap.Members
-	seen := InstantOf(at)
-	j := 0
-	for i := range s.Members {
-		t := &s.Members[i]
-		if j < len(cur) && cur[j].Account == t.Account {
-			t.Member = cur[j]
-			t.LastSeen = seen
-			t.OutOfView = false
-			j++
-			continue
-		}
-		t.OutOfView = true
-	}
-}
-
-// rebuild is the general case of DiffConfirmed: it builds next anew.
-func rebuild(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State) {
-	app := snap.SDKAppID
-	if app == 0 {
-		app = o.SDKAppID
-	}
-	gid := snap.GroupID
-	// UTC strips the monotonic reading, so a state equals its JSON round
-	// trip and the same snapshot always yields an identical state.
-	at := snap.TakenAt.UTC()
-
-	if prev != nil && prev.Dismissed {
-		next = prev.Clone()
-		next.Pending = nil
-		return nil, next
-	}
-
-	var prevAt *time.Time
-	var old []Tracked
-	if prev != nil {
-		t := prev.ObservedAt
-		prevAt = &t
-		old = sortedTracked(prev.Members)
-	}
-
-	if snap.Dismissed {
-		b := schema.NewBatch(app, gid, at, prevAt, len(old), len(old)+1)
-		for _, m := range old {
-			b.Left(m.Member, schema.ReasonGroupDismissed, m.LastSeen.Time())
-		}
-		b.Dismissed(len(old))
-		return b.Events(), &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
-			ObservedAt: at, Dismissed: true, DismissedAt: at}
-	}
-
-	cur := sortedMembers(snap.Members)
-	seen := InstantOf(at)
-	next = &State{Version: StateVersion, SDKAppID: app, GroupID: gid, ObservedAt: at,
-		Members: make([]Tracked, 0, max(len(cur), len(old)))}
-	truncated, boundary := truncation(cur, snap, o)
-	if truncated {
-		next.Truncated = true
-		if len(cur) > 0 {
-			next.Boundary = boundary
-		}
-	}
-
-	if prev == nil {
-		for _, m := range cur {
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: seen})
-		}
-		if len(next.Members) == 0 {
-			next.Members = nil
-		}
-		if o.Baseline == BaselineSilent {
-			return nil, next
-		}
-		b := schema.NewBatch(app, gid, at, nil, 0, len(cur))
-		for _, m := range cur {
-			b.Joined(m, schema.ReasonBaseline)
-		}
-		return b.Events(), next
-	}
-
-	// Count first, so the batch is allocated once: left events come first
-	// (by account), then joined ones (by account).
-	nLeft, nJoined := 0, 0
-	walk(old, cur, func(t *Tracked, m *schema.Member) {
-		switch {
-		case m == nil:
-			if !truncated || t.JoinTime > boundary || departed[t.Account] {
-				nLeft++
-			}
-		case t == nil:
-			if !prev.Truncated || m.JoinTime > prev.Boundary {
-				nJoined++
-			}
-		case t.JoinTime != m.JoinTime:
-			nLeft++
-			nJoined++
-		}
-	})
-	if nLeft+nJoined == 0 {
-		walk(old, cur, func(t *Tracked, m *schema.Member) {
-			switch {
-			case m == nil:
-				keep := *t // possibly just below the window: kept, LastSeen as is
-				keep.OutOfView = true
-				next.Members = append(next.Members, keep)
-			default:
-				next.Members = append(next.Members, Tracked{Member: *m, LastSeen: seen})
-			}
-		})
-		if len(next.Members) == 0 {
-			next.Members = nil // as JSON decodes it
-		}
-		return nil, next
-	}
-	b := schema.NewBatch(app, gid, at, prevAt, nLeft, nLeft+nJoined)
-	// Left events and state, by account.
-	walk(old, cur, func(t *Tracked, m *schema.Member) {
-		switch {
-		case m == nil:
-			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
-				keep := *t // possibly just below the window: kept, LastSeen as is
-				keep.OutOfView = true
-				next.Members = append(next.Members, keep)
-				return
-			}
-			b.Left(t.Member, schema.ReasonLeft, t.LastSeen.Time())
-		case t == nil:
-			next.Members = append(next.Members, Tracked{Member: *m, LastSeen: seen})
-		default:
-			next.Members = append(next.Members, Tracked{Member: *m, LastSeen: seen})
-			if t.JoinTime != m.JoinTime {
-				b.Left(t.Member, schema.ReasonRejoined, t.LastSeen.Time())
-			}
-		}
-	})
-	// Joined events, by account.
-	walk(old, cur, func(t *Tracked, m *schema.Member) {
-		switch {
-		case m == nil:
-		case t == nil:
-			if prev.Truncated && m.JoinTime <= prev.Boundary {
-				return // it was online below the previous window and slid into view
-			}
-			b.Joined(*m, schema.ReasonJoined)
-		case t.JoinTime != m.JoinTime:
-			b.Joined(*m, schema.ReasonRejoined)
-		}
-	})
-	if len(next.Members) == 0 {
-		next.Members = nil // as JSON decodes it
-	}
-	return b.Events(), next
-}
-
-// walk merges old and cur (both sorted by account, without duplicates)
-// and calls f once per account: with m nil for a tracked account not
-// listed, t nil for a listed account not tracked, both when both.
-func walk(old []Tracked, cur []schema.Member, f func(t *Tracked, m *schema.Member)) {
-	i, j := 0, 0
-	for i < len(old) || j < len(cur) {
-		switch {
-		case j == len(cur) || (i < len(old) && old[i].Account < cur[j].Account):
-			f(&old[i], nil)
-			i++
-		case i == len(old) || cur[j].Account < old[i].Account:
-			f(nil, &cur[j])
-			j++
-		default:
-			f(&old[i], &cur[j])
-			i++
-			j++
-		}
-	}
 }
 
 // Candidates lists the accounts Diff would keep out of view: tracked
