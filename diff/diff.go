@@ -268,67 +268,87 @@ func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 	}
 
 	old := sortedTracked(prev.Members)
-	// What the merge will do, first without touching anything: the events
-	// need the old values, and the batch is allocated once.
+	// One merge of the two sorted lists. Members listed with the same
+	// JoinTime are brought forward in place (no event needs their old
+	// values); the few others are noted, in account order, and applied
+	// after their events are built from the old values.
+	var buf [32]change // most polls change little: no allocation
+	changes := buf[:0]
 	var nLeft, nJoined, nDropped, nAdded int
 	i, j := 0, 0
 	for i < len(old) || j < len(cur) {
+		var c int
 		switch {
-		case j == len(cur) || (i < len(old) && old[i].Account < cur[j].Account):
-			if t := &old[i]; !truncated || t.JoinTime > boundary || departed[t.Account] {
+		case j == len(cur):
+			c = -1
+		case i == len(old):
+			c = 1
+		case old[i].Account == cur[j].Account:
+			c = 0
+		case old[i].Account < cur[j].Account:
+			c = -1
+		default:
+			c = 1
+		}
+		switch c {
+		case -1: // tracked, not listed
+			t := &old[i]
+			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
+				t.OutOfView = true // possibly just below the window: kept, LastSeen as is
+			} else {
+				changes = append(changes, change{kind: changeLeft, i: i})
 				nLeft++
 				nDropped++
 			}
 			i++
-		case i == len(old) || cur[j].Account < old[i].Account:
-			if !prev.Truncated || cur[j].JoinTime > prev.Boundary {
+		case 1: // listed, not tracked
+			joins := !prev.Truncated || cur[j].JoinTime > prev.Boundary // else it slid into view
+			if joins {
 				nJoined++
 			}
+			// Inserted before old[i], which sits at i-nDropped once the
+			// leavers are dropped.
+			changes = append(changes, change{kind: changeAdded, i: i - nDropped, j: j, joins: joins})
 			nAdded++
 			j++
 		default:
-			if old[i].JoinTime != cur[j].JoinTime {
+			t := &old[i]
+			if t.JoinTime != cur[j].JoinTime {
+				changes = append(changes, change{kind: changeRejoined, i: i, j: j})
 				nLeft++
 				nJoined++
+			} else {
+				t.Member, t.LastSeen, t.OutOfView = cur[j], seen, false
 			}
 			i++
 			j++
 		}
 	}
-	urgent = nLeft+nJoined+nDropped+nAdded > 0 || truncated != prev.Truncated || stored != prev.Boundary
+	urgent = len(changes) > 0 || truncated != prev.Truncated || stored != prev.Boundary
 	if nLeft+nJoined > 0 {
 		t := prev.ObservedAt
 		b := schema.NewBatch(app, gid, at, &t, nLeft, nLeft+nJoined)
-		emitLeft(&b, old, cur, truncated, boundary, departed)
-		emitJoined(&b, old, cur, prev)
+		for _, c := range changes { // left events first, by account
+			switch c.kind {
+			case changeLeft:
+				b.Left(old[c.i].Member, schema.ReasonLeft, old[c.i].LastSeen.Time())
+			case changeRejoined:
+				b.Left(old[c.i].Member, schema.ReasonRejoined, old[c.i].LastSeen.Time())
+			}
+		}
+		for _, c := range changes { // then joined events, by account
+			switch {
+			case c.kind == changeRejoined:
+				b.Joined(cur[c.j], schema.ReasonRejoined)
+			case c.kind == changeAdded && c.joins:
+				b.Joined(cur[c.j], schema.ReasonJoined)
+			}
+		}
 		events = b.Events()
 	}
-
-	// Bring the kept members forward and drop those who left; this only
-	// moves entries towards the front, so it runs in place.
-	w := 0
-	j = 0
-	for i := range old {
-		t := old[i]
-		for j < len(cur) && cur[j].Account < t.Account {
-			j++
-		}
-		switch {
-		case j < len(cur) && cur[j].Account == t.Account:
-			t.Member, t.LastSeen, t.OutOfView = cur[j], seen, false
-			j++
-		case truncated && t.JoinTime <= boundary && !departed[t.Account]:
-			t.OutOfView = true // possibly just below the window: kept, LastSeen as is
-		default:
-			continue // left
-		}
-		old[w] = t
-		w++
-	}
-	clear(old[w:]) // no stale copies (and their strings) past the end
-	kept := old[:w]
-	if nAdded > 0 {
-		kept = insertNew(kept, cur, nAdded, seen)
+	kept := old
+	if len(changes) > 0 {
+		kept = applyChanges(old, cur, changes, nDropped, nAdded, seen)
 	}
 	if len(kept) == 0 {
 		kept = nil // as JSON decodes it
@@ -338,75 +358,73 @@ func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 	return events, prev, urgent
 }
 
-// emitLeft adds the left events, by account: tracked members missing from
-// cur (unless kept out of view below a truncated list's boundary) and
-// members listed with a new JoinTime (rejoined).
-func emitLeft(b *schema.Batch, old []Tracked, cur []schema.Member, truncated bool, boundary int64, departed map[string]bool) {
-	j := 0
-	for i := range old {
-		t := &old[i]
-		for j < len(cur) && cur[j].Account < t.Account {
-			j++
-		}
-		switch {
-		case j < len(cur) && cur[j].Account == t.Account:
-			if cur[j].JoinTime != t.JoinTime {
-				b.Left(t.Member, schema.ReasonRejoined, t.LastSeen.Time())
-			}
-		case !truncated || t.JoinTime > boundary || departed[t.Account]:
-			b.Left(t.Member, schema.ReasonLeft, t.LastSeen.Time())
-		}
-	}
+// change is one member that a poll changes beyond its last-seen time and
+// profile: i is its index in the kept members (for changeAdded, where it
+// goes once the leavers are dropped), j its index in the listing.
+type change struct {
+	kind  uint8
+	joins bool // changeAdded: a join, not a member sliding into view
+	i, j  int
 }
 
-// emitJoined adds the joined events, by account: listed members not
-// tracked (unless they slid into view below the previous truncated list's
-// boundary) and members listed with a new JoinTime (rejoined).
-func emitJoined(b *schema.Batch, old []Tracked, cur []schema.Member, prev *State) {
-	i := 0
-	for j := range cur {
-		m := &cur[j]
-		for i < len(old) && old[i].Account < m.Account {
-			i++
-		}
-		switch {
-		case i < len(old) && old[i].Account == m.Account:
-			if old[i].JoinTime != m.JoinTime {
-				b.Joined(*m, schema.ReasonRejoined)
+const (
+	changeLeft uint8 = iota
+	changeRejoined
+	changeAdded
+)
+
+// applyChanges applies changes (in account order) to the kept members:
+// rejoined members get their new stay, leavers are dropped and newcomers
+// inserted, by moving the runs in between (in place when the array has
+// room, else into one that grows as append does).
+func applyChanges(old []Tracked, cur []schema.Member, changes []change, nDropped, nAdded int, seen Instant) []Tracked {
+	kept := old
+	if nDropped > 0 {
+		w, from := 0, 0
+		for _, c := range changes {
+			if c.kind != changeLeft {
+				continue
 			}
-		case !prev.Truncated || m.JoinTime > prev.Boundary:
-			b.Joined(*m, schema.ReasonJoined)
+			w += copy(kept[w:], kept[from:c.i])
+			from = c.i + 1
+		}
+		w += copy(kept[w:], kept[from:])
+		clear(kept[w:]) // no stale copies (and their strings) past the end
+		kept = kept[:w]
+	}
+	for _, c := range changes {
+		if c.kind == changeRejoined {
+			// c.i counted leavers before it: find it again by account.
+			k := c.i
+			if k >= len(kept) || kept[k].Account != cur[c.j].Account {
+				k = sort.Search(len(kept), func(x int) bool { return kept[x].Account >= cur[c.j].Account })
+			}
+			kept[k] = Tracked{Member: cur[c.j], LastSeen: seen}
 		}
 	}
-}
-
-// insertNew merges the n members of cur that kept (sorted; it has every
-// other member of cur) lacks into kept, from the back so that it runs in
-// place when kept has room; otherwise it grows the array as append does.
-func insertNew(kept []Tracked, cur []schema.Member, n int, seen Instant) []Tracked {
-	size := len(kept) + n
-	var dst []Tracked
-	if size <= cap(kept) {
-		dst = kept[:size]
+	if nAdded == 0 {
+		return kept
+	}
+	n := len(kept)
+	total := n + nAdded
+	if total <= cap(kept) {
+		kept = kept[:total]
 	} else {
-		dst = append(kept[:cap(kept)], make([]Tracked, size-cap(kept))...)[:size]
+		kept = append(kept, make([]Tracked, nAdded)...)
 	}
-	i, w := len(kept)-1, size-1
-	for j := len(cur) - 1; j >= 0; w-- {
-		switch {
-		case i >= 0 && kept[i].Account > cur[j].Account:
-			dst[w] = kept[i] // out of view: not listed
-			i--
-		case i >= 0 && kept[i].Account == cur[j].Account:
-			dst[w] = kept[i]
-			i--
-			j--
-		default:
-			dst[w] = Tracked{Member: cur[j], LastSeen: seen}
-			j--
+	src, dst := n, total
+	for k := len(changes) - 1; k >= 0; k-- {
+		c := changes[k]
+		if c.kind != changeAdded {
+			continue
 		}
+		run := src - c.i
+		copy(kept[dst-run:dst], kept[c.i:src])
+		dst -= run + 1
+		src = c.i
+		kept[dst] = Tracked{Member: cur[c.j], LastSeen: seen}
 	}
-	return dst
+	return kept
 }
 
 // truncation returns whether snap (sorted members cur) counts as truncated
