@@ -319,7 +319,7 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	if prev != nil && prev.Dismissed && !snap.Dismissed {
 		return &DismissedError{GroupID: snap.GroupID}
 	}
-	events, next, urgent := Advance(prev, snap, opts, d.departed(ctx, prev, snap, opts))
+	events, next, urgent := advance(prev, snap, opts, d.departed(ctx, prev, snap, opts), true)
 	// prev is next now (changed in place) unless this was a first
 	// snapshot or a dismissal.
 	g.cached = next
@@ -369,6 +369,13 @@ func (d *Detector) load(ctx context.Context, g *group, groupID string) error {
 	if err != nil {
 		d.metrics.commitFailed()
 		return fmt.Errorf("load state of %s: %w", groupID, err)
+	}
+	if s != nil {
+		// Sorted once here, so that each poll's merge can trust it.
+		s.Members = sortedTracked(s.Members)
+		if s.Pending != nil {
+			s.Pending.Next.Members = sortedTracked(s.Pending.Next.Members)
+		}
 	}
 	g.loaded, g.cached, g.rev, g.dirty, g.savedAt = true, s, rev, false, d.now()
 	g.gone.Store(s != nil && s.Dismissed)

@@ -211,6 +211,13 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 // last-seen times, nick names, avatars, view flags and the observation
 // time moved, which a caller may write later (a checkpoint).
 func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State, urgent bool) {
+	return advance(prev, snap, o, departed, false)
+}
+
+// advance is Advance; keptSorted says prev.Members is known sorted by
+// account without duplicates (the detector's kept state, which advance
+// leaves so), sparing a pass over it.
+func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool, keptSorted bool) (events []schema.Event, next *State, urgent bool) {
 	app := snap.SDKAppID
 	if app == 0 {
 		app = o.SDKAppID
@@ -267,7 +274,10 @@ func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 		return b.Events(), next, true
 	}
 
-	old := sortedTracked(prev.Members)
+	old := prev.Members
+	if !keptSorted {
+		old = sortedTracked(old)
+	}
 	// One merge of the two sorted lists. Members listed with the same
 	// JoinTime are brought forward in place (no event needs their old
 	// values); the few others are noted, in account order, and applied
@@ -318,7 +328,15 @@ func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 				nLeft++
 				nJoined++
 			} else {
-				t.Member, t.LastSeen, t.OutOfView = cur[j], seen, false
+				// Keep the strings held already when equal: the page they
+				// came from can then be freed, and nothing is written.
+				if m := &cur[j]; t.NickName != m.NickName {
+					t.NickName = m.NickName
+				}
+				if m := &cur[j]; t.Avatar != m.Avatar {
+					t.Avatar = m.Avatar
+				}
+				t.LastSeen, t.OutOfView = seen, false
 			}
 			i++
 			j++
