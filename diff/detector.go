@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,6 +44,14 @@ type DetectorOptions struct {
 	// handler's own context has no deadline: publishing may retry for
 	// long). Zero: no bound beyond the caller's context.
 	ConfirmTimeout time.Duration
+	// CheckpointInterval is state.checkpoint_interval: how often a group's
+	// state is written when polls change no membership, only what events
+	// do not carry (members' last-seen times, nick names, avatars, the
+	// observation time). Zero writes every poll. Membership changes are
+	// always written at once (outbox, then commit).
+	CheckpointInterval time.Duration
+	// Now is the clock for checkpoints (default time.Now).
+	Now func() time.Time
 	// Logger may be nil.
 	Logger *zap.Logger
 	// Metrics may be nil.
@@ -63,6 +72,8 @@ type Detector struct {
 	pub            Publisher
 	confirm        Confirmer
 	confirmTimeout time.Duration
+	checkpoint     time.Duration
+	now            func() time.Time
 	log            *zap.Logger
 	metrics        *Metrics
 
@@ -77,6 +88,18 @@ type group struct {
 	// load-diff-publish-save; a publish may retry for as long as a sink
 	// is down.
 	lock chan struct{}
+	// The group's state, read from the store once and kept: guarded by
+	// lock. cached is the state as the detector knows it (with its outbox
+	// in Pending), rev the store revision it was read or written at; dirty
+	// marks changes made in place since savedAt, the last write.
+	loaded  bool
+	cached  *State
+	rev     Revision
+	dirty   bool
+	savedAt time.Time
+	// gone mirrors cached.Dismissed for Dismissed, which must not wait for
+	// the lock.
+	gone atomic.Bool
 	// counted guards counts and forgotten: the gauges' share of the group.
 	counted   sync.Mutex
 	counts    counts // members last committed or loaded
@@ -152,7 +175,14 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	if o.ConfirmTimeout < 0 {
 		return nil, fmt.Errorf("detector: confirm timeout %v is negative", o.ConfirmTimeout)
 	}
-	return &Detector{store: o.Store, pub: o.Publisher, confirm: o.Confirmer, confirmTimeout: o.ConfirmTimeout, opts: o.Diff, log: log.Named("detector"),
+	if o.CheckpointInterval < 0 {
+		return nil, fmt.Errorf("detector: checkpoint interval %v is negative", o.CheckpointInterval)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Detector{store: o.Store, pub: o.Publisher, confirm: o.Confirmer, confirmTimeout: o.ConfirmTimeout,
+		checkpoint: o.CheckpointInterval, now: o.Now, opts: o.Diff, log: log.Named("detector"),
 		metrics: o.Metrics, groups: make(map[string]*group)}, nil
 }
 
@@ -228,15 +258,20 @@ func (d *Detector) group(id string) *group {
 	return g
 }
 
-// HandleSnapshot loads the group's state, diffs, publishes the events (if
-// any), and commits the new state only after Publish returned nil.
+// HandleSnapshot diffs snap against the group's state, publishes the
+// events (if any), and commits the new state only after Publish returned
+// nil.
 //
-// The batch is first written to the state's outbox (State.Pending), so a
-// batch that was published in part — a crash, a failed commit, shutdown
-// during a retry — is published again, whole and with the same ids, by the
-// next HandleSnapshot of the group before it diffs anything newer. If
-// loading, publishing or saving fails, the acknowledged state is unchanged
-// and the error is returned: the caller retries the group later.
+// The state is read from the store at the group's first snapshot (or by
+// Dismissed) and kept in memory. A snapshot that changes no membership is
+// applied in place and written only every CheckpointInterval. A batch is
+// first written to the state's outbox (State.Pending), so a batch that was
+// published in part — a crash, a failed commit, shutdown during a retry —
+// is published again, whole and with the same ids, by the next
+// HandleSnapshot of the group before it diffs anything newer. If loading,
+// publishing or saving fails, the acknowledged state is unchanged and the
+// error is returned: the caller retries the group later. After a store
+// error or conflict the kept state is dropped and read again.
 func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) error {
 	if snap.GroupID == "" {
 		return errors.New("handle snapshot: no group id")
@@ -247,82 +282,170 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	}
 	defer g.release()
 
-	prev, err := d.store.Load(ctx, snap.GroupID)
-	if err != nil {
-		d.metrics.commitFailed()
-		return fmt.Errorf("load state of %s: %w", snap.GroupID, err)
+	if err := d.load(ctx, g, snap.GroupID); err != nil {
+		return err
 	}
+	prev := g.cached
 	opts := d.options()
 	d.metrics.observeSnapshot(snap, !snap.Dismissed && snap.Truncated)
 	if prev != nil && prev.Pending != nil {
-		if prev, err = d.flush(ctx, g, snap.GroupID, prev.Pending, true); err != nil {
+		if err := d.flush(ctx, g, snap.GroupID, prev.Pending, true); err != nil {
 			return err
 		}
+		prev = g.cached
 	}
 	if prev != nil && prev.Dismissed && !snap.Dismissed {
 		return storedDismissed(snap.GroupID)
 	}
-	events, next := DiffConfirmed(prev, snap, opts, d.departed(ctx, prev, snap))
+	events, next, urgent := advance(prev, snap, opts, d.departed(ctx, prev, snap), true)
+	// prev is next now (changed in place) unless this was a first
+	// snapshot or a dismissal.
+	g.cached = next
+	if !urgent {
+		// Nothing the next diff depends on changed: the state is written
+		// when the checkpoint is due, so a quiet poll costs no write.
+		g.dirty = true
+		g.setCounts(d.metrics, countOf(next), false)
+		if d.checkpoint > 0 && d.now().Sub(g.savedAt) < d.checkpoint {
+			return nil
+		}
+		return d.commit(ctx, g, next)
+	}
 	if len(events) == 0 {
 		return d.commit(ctx, g, next)
 	}
 	outbox := &Pending{Events: events, Next: next}
-	if err = d.store.SaveOutbox(ctx, snap.GroupID, outbox); err != nil {
+	rev, err := d.store.SaveOutbox(ctx, snap.GroupID, outbox, g.rev)
+	if err != nil {
+		// Nothing was published: the kept state is read again next time,
+		// from a store that may have been written by someone else.
+		d.drop(g)
 		d.metrics.commitFailed()
 		return fmt.Errorf("save outbox of %s: %w", snap.GroupID, err)
 	}
-	if _, err = d.flush(ctx, g, snap.GroupID, outbox, false); err != nil {
+	// Kept as the store has it: next, with the batch still to publish (a
+	// failed publish is replayed from here at the next snapshot).
+	wasDismissed := prev != nil && prev.Dismissed
+	next.Pending = outbox
+	g.rev = rev
+	if err = d.flush(ctx, g, snap.GroupID, outbox, false); err != nil {
 		return err
 	}
-	if snap.Dismissed && (prev == nil || !prev.Dismissed) {
+	if snap.Dismissed && !wasDismissed {
 		d.log.Warn("group dismissed; remove it from groups.ids", zap.String("group_id", snap.GroupID),
 			zap.Int("members_left", len(events)-1))
 	}
 	return nil
 }
 
-// flush publishes the outbox p and commits the state that goes with it,
-// which it returns. replay marks a batch left by an earlier poll.
-func (d *Detector) flush(ctx context.Context, g *group, groupID string, p *Pending, replay bool) (*State, error) {
+// load reads the group's state from the store unless it is kept already.
+func (d *Detector) load(ctx context.Context, g *group, groupID string) error {
+	if g.loaded {
+		return nil
+	}
+	s, rev, err := d.store.Load(ctx, groupID)
+	if err != nil {
+		d.metrics.commitFailed()
+		return fmt.Errorf("load state of %s: %w", groupID, err)
+	}
+	if s != nil {
+		// Sorted once here, so that each poll's merge can trust it.
+		s.Members = sortedTracked(s.Members)
+		if s.Pending != nil {
+			s.Pending.Next.Members = sortedTracked(s.Pending.Next.Members)
+		}
+	}
+	g.loaded, g.cached, g.rev, g.dirty, g.savedAt = true, s, rev, false, d.now()
+	g.gone.Store(s != nil && s.Dismissed)
+	g.setCounts(d.metrics, countOf(s), false)
+	return nil
+}
+
+// drop forgets the kept state after a failed or refused write: the store
+// is the truth, and it is read again at the group's next snapshot.
+func (d *Detector) drop(g *group) {
+	g.loaded, g.cached, g.rev, g.dirty = false, nil, 0, false
+}
+
+// flush publishes the outbox p and commits the state that goes with it.
+// replay marks a batch left by an earlier poll.
+func (d *Detector) flush(ctx context.Context, g *group, groupID string, p *Pending, replay bool) error {
 	if replay {
 		d.log.Info("publishing again a batch an earlier poll left unacknowledged", zap.String("group_id", groupID),
 			zap.Int("events", len(p.Events)), zap.Time("observed_at", p.Next.ObservedAt))
 	}
 	if err := d.pub.Publish(ctx, p.Events); err != nil {
 		d.metrics.commitFailed()
-		return nil, fmt.Errorf("publish %d events of %s: %w", len(p.Events), groupID, err)
+		return fmt.Errorf("publish %d events of %s: %w", len(p.Events), groupID, err)
 	}
 	d.metrics.published(p.Events)
-	if err := d.commit(ctx, g, p.Next); err != nil {
-		return nil, err
-	}
-	return p.Next, nil
+	return d.commit(ctx, g, p.Next)
 }
 
-// commit saves next as the acknowledged state (stores ignore its Pending).
+// commit saves next as the acknowledged state (stores ignore its Pending)
+// and keeps it.
 func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
-	if err := d.store.Save(ctx, next); err != nil {
+	// The batch (whose Next may be next itself) is being committed: a
+	// store must not see it, and next must not point at itself.
+	next.Pending = nil
+	rev, err := d.store.Save(ctx, next, g.rev)
+	if err != nil {
+		d.drop(g)
 		d.metrics.commitFailed()
 		return fmt.Errorf("save state of %s: %w", next.GroupID, err)
 	}
 	d.metrics.committed()
+	g.cached, g.rev, g.dirty, g.savedAt = next, rev, false, d.now()
+	g.gone.Store(next.Dismissed)
 	g.setCounts(d.metrics, countOf(next), false)
 	return nil
 }
 
+// Checkpoint writes the state of every group changed in place since its
+// last write (members' last-seen times, profiles): at shutdown, so that a
+// restart starts from the latest observations. It waits for groups being
+// handled; it returns the first error and goes on with the others.
+func (d *Detector) Checkpoint(ctx context.Context) error {
+	d.mu.Lock()
+	groups := make([]*group, 0, len(d.groups))
+	for _, g := range d.groups {
+		groups = append(groups, g)
+	}
+	d.mu.Unlock()
+	var first error
+	for _, g := range groups {
+		if err := g.acquire(ctx); err != nil {
+			return errors.Join(first, err)
+		}
+		if g.loaded && g.dirty && g.cached != nil && g.cached.Pending == nil {
+			if err := d.commit(ctx, g, g.cached); err != nil && first == nil {
+				first = err
+			}
+		}
+		g.release()
+	}
+	return first
+}
+
 // Dismissed reports whether the group is stored as dismissed, so that it
-// is not polled again after a restart. It also counts the group's stored
-// members into rollcall_members_tracked, so the gauge is right from the
-// start rather than from each group's first commit. It does not wait for
-// a publish of the group in progress (a reload must not hang behind a
-// down sink): stores are safe to read during a save, and the gauges settle
-// at the next commit.
+// is not polled again after a restart. It reads the group's state into
+// memory (its first read), which also counts its members into
+// rollcall_members_tracked from the start rather than from its first
+// commit. It does not wait for a publish of the group in progress (a
+// reload must not hang behind a down sink): a group being handled is
+// loaded already, and its answer is kept apart.
 func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) {
 	g := d.group(groupID)
-	s, err := d.store.Load(ctx, groupID)
-	if err != nil {
-		return false, fmt.Errorf("load state of %s: %w", groupID, err)
+	select {
+	case g.lock <- struct{}{}:
+	default:
+		g.setCounts(d.metrics, g.counts, true)
+		return g.gone.Load(), nil
 	}
-	g.setCounts(d.metrics, countOf(s), true)
-	return s != nil && s.Dismissed, nil
+	defer g.release()
+	if err := d.load(ctx, g, groupID); err != nil {
+		return false, err
+	}
+	g.setCounts(d.metrics, countOf(g.cached), true)
+	return g.gone.Load(), nil
 }

@@ -247,7 +247,7 @@ func TestDetectorSetOptions(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatalf("silent baseline after SetOptions published %v", got)
 	}
-	if st, _ := store.Load(context.Background(), "g"); st == nil || len(st.Members) != 2 {
+	if st, _, _ := store.Load(context.Background(), "g"); st == nil || len(st.Members) != 2 {
 		t.Errorf("silent baseline after SetOptions stored %+v, want both members", st)
 	}
 }
@@ -256,7 +256,7 @@ func TestDismissedPrimesMembersTracked(t *testing.T) {
 	store := diff.NewMemoryStore()
 	st := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: time.Unix(1_800_000_000, 0).UTC(),
 		Members: []diff.Tracked{{Member: schema.Member{Account: "a", JoinTime: 1}}, {Member: schema.Member{Account: "b", JoinTime: 2}}}}
-	if err := store.Save(context.Background(), st); err != nil {
+	if _, err := store.Save(context.Background(), st, 0); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()

@@ -82,10 +82,47 @@ type Pending struct {
 type Tracked struct {
 	schema.Member
 	// LastSeen is the time of the last snapshot that listed the member.
-	LastSeen time.Time `json:"last_seen"`
+	LastSeen Instant `json:"last_seen"`
 	// OutOfView marks a member that slid below the boundary of a
 	// truncated snapshot: not listed, but not known to have left.
 	OutOfView bool `json:"out_of_view,omitzero"`
+}
+
+// Instant is a time as unix nanoseconds, UTC: a kept member's last-seen
+// time in 8 bytes instead of a time.Time's 24 (state is kept in memory for
+// every tracked member). Zero is the zero time. Its JSON is time.Time's.
+type Instant int64
+
+// InstantOf returns t as an Instant.
+func InstantOf(t time.Time) Instant {
+	if t.IsZero() {
+		return 0
+	}
+	return Instant(t.UnixNano())
+}
+
+// Time returns i as a UTC time.Time.
+func (i Instant) Time() time.Time {
+	if i == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(i)).UTC()
+}
+
+// Equal reports whether i is the instant t.
+func (i Instant) Equal(t time.Time) bool { return i == InstantOf(t) }
+
+// MarshalJSON encodes i as time.Time does (RFC 3339).
+func (i Instant) MarshalJSON() ([]byte, error) { return i.Time().MarshalJSON() }
+
+// UnmarshalJSON decodes what MarshalJSON (or time.Time) wrote.
+func (i *Instant) UnmarshalJSON(b []byte) error {
+	var t time.Time
+	if err := t.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*i = InstantOf(t)
+	return nil
 }
 
 // Clone returns a deep copy of s (nil for nil).
@@ -145,6 +182,34 @@ func Diff(prev *State, snap schema.Snapshot, o Options) (events []schema.Event, 
 // fills departed from check_members (see Candidates), which is not bound
 // by the list cap.
 func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State) {
+	if prev != nil {
+		prev = prev.Clone()
+		prev.Pending = nil
+	}
+	events, next, _ = Advance(prev, snap, o, departed)
+	return events, next
+}
+
+// Advance is DiffConfirmed for a caller that keeps the group's state
+// between polls (the Detector): it brings prev forward in place and
+// returns it as next (a new State only for a first snapshot or a
+// dismissal), so a poll costs a merge of the two sorted lists and, when
+// nothing changed, no allocation. prev must have no Pending batch; the
+// caller owns it afterwards as next and keeps no other copy.
+//
+// urgent reports a change that must be written before anything else
+// happens to the group: events, or a change of the tracked accounts or of
+// the truncation window that the next diff depends on. Otherwise only
+// last-seen times, nick names, avatars, view flags and the observation
+// time moved, which a caller may write later (a checkpoint).
+func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State, urgent bool) {
+	return advance(prev, snap, o, departed, false)
+}
+
+// advance is Advance; keptSorted says prev.Members is known sorted by
+// account without duplicates (the detector's kept state, which advance
+// leaves so), sparing a pass over it.
+func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool, keptSorted bool) (events []schema.Event, next *State, urgent bool) {
 	app := snap.SDKAppID
 	if app == 0 {
 		app = o.SDKAppID
@@ -153,110 +218,241 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 	// UTC strips the monotonic reading, so a state equals its JSON round
 	// trip and the same snapshot always yields an identical state.
 	at := snap.TakenAt.UTC()
+	seen := InstantOf(at)
 
-	if prev != nil && prev.Dismissed {
-		next = prev.Clone()
-		next.Pending = nil
-		return nil, next
-	}
-
-	var prevAt *time.Time
-	var old []Tracked
-	if prev != nil {
-		t := prev.ObservedAt
-		prevAt = &t
-		old = sortedTracked(prev.Members)
-	}
-
-	if snap.Dismissed {
-		for _, m := range old {
-			events = append(events, schema.MemberLeft(app, gid, m.Member, schema.ReasonGroupDismissed, at, prevAt, m.LastSeen))
+	switch {
+	case prev != nil && prev.Dismissed:
+		prev.Pending = nil
+		return nil, prev, true
+	case snap.Dismissed:
+		var prevAt *time.Time
+		var old []Tracked
+		if prev != nil {
+			t := prev.ObservedAt
+			prevAt = &t
+			old = sortedTracked(prev.Members)
 		}
-		events = append(events, schema.GroupDismissed(app, gid, at, prevAt, len(old)))
-		return events, &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
-			ObservedAt: at, Dismissed: true, DismissedAt: at}
+		b := schema.NewBatch(app, gid, at, prevAt, len(old), len(old)+1)
+		for _, m := range old {
+			b.Left(m.Member, schema.ReasonGroupDismissed, m.LastSeen.Time())
+		}
+		b.Dismissed(len(old))
+		return b.Events(), &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
+			ObservedAt: at, Dismissed: true, DismissedAt: at}, true
 	}
 
 	cur := sortedMembers(snap.Members)
-	next = &State{Version: StateVersion, SDKAppID: app, GroupID: gid, ObservedAt: at,
-		Members: make([]Tracked, 0, max(len(cur), len(old)))}
-	truncated := snap.Truncated
-	var boundary int64
-	if truncated {
-		next.Truncated = true
-		if len(cur) == 0 {
-			// A capped list with no one listed says nothing: everyone
-			// tracked stays, out of view; no boundary is stored, so the
-			// next snapshot's newcomers are joins.
-			boundary = math.MaxInt64
-		} else {
-			boundary = cur[0].JoinTime
-			for _, m := range cur[1:] {
-				boundary = min(boundary, m.JoinTime)
-			}
-			next.Boundary = boundary
-		}
+	truncated, boundary := truncation(cur, snap)
+	stored := int64(0) // the boundary as State keeps it
+	if truncated && len(cur) > 0 {
+		stored = boundary
 	}
-
 	if prev == nil {
-		for _, m := range cur {
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
-		}
-		if len(next.Members) == 0 {
-			next.Members = nil
+		next = &State{Version: StateVersion, SDKAppID: app, GroupID: gid, ObservedAt: at,
+			Truncated: truncated, Boundary: stored}
+		if len(cur) > 0 {
+			next.Members = make([]Tracked, len(cur))
+			for i, m := range cur {
+				next.Members[i] = Tracked{Member: m, LastSeen: seen}
+			}
 		}
 		if o.Baseline == BaselineSilent {
-			return nil, next
+			return nil, next, true
 		}
+		b := schema.NewBatch(app, gid, at, nil, 0, len(cur))
 		for _, m := range cur {
-			events = append(events, schema.MemberJoined(app, gid, m, schema.ReasonBaseline, at, nil))
+			b.Joined(m, schema.ReasonBaseline)
 		}
-		return events, next
+		return b.Events(), next, true
 	}
 
-	var left, joined []schema.Event
+	old := prev.Members
+	if !keptSorted {
+		old = sortedTracked(old)
+	}
+	// One merge of the two sorted lists. Members listed with the same
+	// JoinTime are brought forward in place (no event needs their old
+	// values); the few others are noted, in account order, and applied
+	// after their events are built from the old values.
+	var buf [32]change // most polls change little: no allocation
+	changes := buf[:0]
+	var nLeft, nJoined, nDropped, nAdded int
 	i, j := 0, 0
 	for i < len(old) || j < len(cur) {
+		var c int
 		switch {
-		case j == len(cur) || (i < len(old) && old[i].Account < cur[j].Account):
-			// Tracked but not listed.
-			t := old[i]
-			i++
-			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
-				// Possibly just below the window: keep it, LastSeen as is.
-				t.OutOfView = true
-				next.Members = append(next.Members, t)
-				continue
-			}
-			left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonLeft, at, prevAt, t.LastSeen))
-		case i == len(old) || cur[j].Account < old[i].Account:
-			// Listed but not tracked.
-			m := cur[j]
-			j++
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
-			if prev.Truncated && m.JoinTime <= prev.Boundary {
-				// It was online below the previous window and slid into view.
-				continue
-			}
-			joined = append(joined, schema.MemberJoined(app, gid, m, schema.ReasonJoined, at, prevAt))
+		case j == len(cur):
+			c = -1
+		case i == len(old):
+			c = 1
+		case old[i].Account == cur[j].Account:
+			c = 0
+		case old[i].Account < cur[j].Account:
+			c = -1
 		default:
-			t, m := old[i], cur[j]
+			c = 1
+		}
+		switch c {
+		case -1: // tracked, not listed
+			t := &old[i]
+			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
+				t.OutOfView = true // possibly just below the window: kept, LastSeen as is
+			} else {
+				changes = append(changes, change{kind: changeLeft, i: i})
+				nLeft++
+				nDropped++
+			}
+			i++
+		case 1: // listed, not tracked
+			joins := !prev.Truncated || cur[j].JoinTime > prev.Boundary // else it slid into view
+			if joins {
+				nJoined++
+			}
+			// Inserted before old[i], which sits at i-nDropped once the
+			// leavers are dropped.
+			changes = append(changes, change{kind: changeAdded, i: i - nDropped, j: j, joins: joins})
+			nAdded++
+			j++
+		default:
+			t := &old[i]
+			if t.JoinTime != cur[j].JoinTime {
+				changes = append(changes, change{kind: changeRejoined, i: i, j: j})
+				nLeft++
+				nJoined++
+			} else {
+				// Keep the strings held already when equal: the page they
+				// came from can then be freed, and nothing is written.
+				if m := &cur[j]; t.NickName != m.NickName {
+					t.NickName = m.NickName
+				}
+				if m := &cur[j]; t.Avatar != m.Avatar {
+					t.Avatar = m.Avatar
+				}
+				t.LastSeen, t.OutOfView = seen, false
+			}
 			i++
 			j++
-			next.Members = append(next.Members, Tracked{Member: m, LastSeen: at})
-			if t.JoinTime != m.JoinTime {
-				left = append(left, schema.MemberLeft(app, gid, t.Member, schema.ReasonRejoined, at, prevAt, t.LastSeen))
-				joined = append(joined, schema.MemberJoined(app, gid, m, schema.ReasonRejoined, at, prevAt))
-			}
 		}
 	}
-	if len(next.Members) == 0 {
-		next.Members = nil // as JSON decodes it
+	urgent = len(changes) > 0 || truncated != prev.Truncated || stored != prev.Boundary
+	if nLeft+nJoined > 0 {
+		t := prev.ObservedAt
+		b := schema.NewBatch(app, gid, at, &t, nLeft, nLeft+nJoined)
+		for _, c := range changes { // left events first, by account
+			switch c.kind {
+			case changeLeft:
+				b.Left(old[c.i].Member, schema.ReasonLeft, old[c.i].LastSeen.Time())
+			case changeRejoined:
+				b.Left(old[c.i].Member, schema.ReasonRejoined, old[c.i].LastSeen.Time())
+			}
+		}
+		for _, c := range changes { // then joined events, by account
+			switch {
+			case c.kind == changeRejoined:
+				b.Joined(cur[c.j], schema.ReasonRejoined)
+			case c.kind == changeAdded && c.joins:
+				b.Joined(cur[c.j], schema.ReasonJoined)
+			}
+		}
+		events = b.Events()
 	}
-	if len(left)+len(joined) > 0 {
-		events = append(left, joined...)
+	kept := old
+	if len(changes) > 0 {
+		kept = applyChanges(old, cur, changes, nDropped, nAdded, seen)
 	}
-	return events, next
+	if len(kept) == 0 {
+		kept = nil // as JSON decodes it
+	}
+	prev.Version, prev.SDKAppID, prev.GroupID, prev.ObservedAt = StateVersion, app, gid, at
+	prev.Truncated, prev.Boundary, prev.Members, prev.Pending = truncated, stored, kept, nil
+	return events, prev, urgent
+}
+
+// change is one member that a poll changes beyond its last-seen time and
+// profile: i is its index in the kept members (for changeAdded, where it
+// goes once the leavers are dropped), j its index in the listing.
+type change struct {
+	kind  uint8
+	joins bool // changeAdded: a join, not a member sliding into view
+	i, j  int
+}
+
+const (
+	changeLeft uint8 = iota
+	changeRejoined
+	changeAdded
+)
+
+// applyChanges applies changes (in account order) to the kept members:
+// rejoined members get their new stay, leavers are dropped and newcomers
+// inserted, by moving the runs in between (in place when the array has
+// room, else into one that grows as append does).
+func applyChanges(old []Tracked, cur []schema.Member, changes []change, nDropped, nAdded int, seen Instant) []Tracked {
+	kept := old
+	if nDropped > 0 {
+		w, from := 0, 0
+		for _, c := range changes {
+			if c.kind != changeLeft {
+				continue
+			}
+			w += copy(kept[w:], kept[from:c.i])
+			from = c.i + 1
+		}
+		w += copy(kept[w:], kept[from:])
+		clear(kept[w:]) // no stale copies (and their strings) past the end
+		kept = kept[:w]
+	}
+	for _, c := range changes {
+		if c.kind == changeRejoined {
+			// c.i counted leavers before it: find it again by account.
+			k := c.i
+			if k >= len(kept) || kept[k].Account != cur[c.j].Account {
+				k = sort.Search(len(kept), func(x int) bool { return kept[x].Account >= cur[c.j].Account })
+			}
+			kept[k] = Tracked{Member: cur[c.j], LastSeen: seen}
+		}
+	}
+	if nAdded == 0 {
+		return kept
+	}
+	n := len(kept)
+	total := n + nAdded
+	if total <= cap(kept) {
+		kept = kept[:total]
+	} else {
+		kept = append(kept, make([]Tracked, nAdded)...)
+	}
+	src, dst := n, total
+	for k := len(changes) - 1; k >= 0; k-- {
+		c := changes[k]
+		if c.kind != changeAdded {
+			continue
+		}
+		run := src - c.i
+		copy(kept[dst-run:dst], kept[c.i:src])
+		dst -= run + 1
+		src = c.i
+		kept[dst] = Tracked{Member: cur[c.j], LastSeen: seen}
+	}
+	return kept
+}
+
+// truncation returns whether snap (sorted members cur) is truncated, as
+// its lister decided, and if so its boundary: its lowest JoinTime
+// (math.MaxInt64 for a capped list with no one listed, which says nothing
+// about anyone tracked).
+func truncation(cur []schema.Member, snap schema.Snapshot) (truncated bool, boundary int64) {
+	if !snap.Truncated {
+		return false, 0
+	}
+	if len(cur) == 0 {
+		return true, math.MaxInt64
+	}
+	boundary = cur[0].JoinTime
+	for _, m := range cur[1:] {
+		boundary = min(boundary, m.JoinTime)
+	}
+	return true, boundary
 }
 
 // Candidates lists the accounts Diff would keep out of view: tracked

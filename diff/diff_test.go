@@ -30,7 +30,7 @@ func mem(acc string, join int64) schema.Member {
 }
 
 func tr(acc string, join int64, lastSeen time.Time, outOfView bool) Tracked {
-	return Tracked{Member: mem(acc, join), LastSeen: lastSeen, OutOfView: outOfView}
+	return Tracked{Member: mem(acc, join), LastSeen: InstantOf(lastSeen), OutOfView: outOfView}
 }
 
 func snapAt(at time.Time, ms ...schema.Member) schema.Snapshot {
@@ -170,7 +170,7 @@ func TestDiffRule1CompleteSnapshot(t *testing.T) {
 		prev: state(t1, tr("alice", j0, t1, false)),
 		snap: snapAt(t2, schema.Member{Account: "alice", NickName: "Alice II", Avatar: "https://b/", JoinTime: j0}),
 		wantNext: state(t2, Tracked{Member: schema.Member{Account: "alice", NickName: "Alice II",
-			Avatar: "https://b/", JoinTime: j0}, LastSeen: t2}),
+			Avatar: "https://b/", JoinTime: j0}, LastSeen: InstantOf(t2)}),
 	}, {
 		name: "unsorted snapshot with a duplicate is normalised",
 		prev: state(t1, tr("bob", j0, t1, false)),
@@ -196,7 +196,7 @@ func TestDiffRule2Rejoined(t *testing.T) {
 		wantNext: state(t2, tr("alice", t1.Unix()+10, t2, false), tr("bob", j0, t2, false)),
 	}})
 	// The left event carries the old record, the joined event the new one.
-	prev := state(t1, Tracked{Member: schema.Member{Account: "alice", NickName: "old", JoinTime: j0}, LastSeen: t1})
+	prev := state(t1, Tracked{Member: schema.Member{Account: "alice", NickName: "old", JoinTime: j0}, LastSeen: InstantOf(t1)})
 	events, _ := Diff(prev, snapAt(t2, schema.Member{Account: "alice", NickName: "new", JoinTime: j0 + 100}), Options{})
 	if len(events) != 2 || events[0].Data.NickName != "old" || events[1].Data.NickName != "new" {
 		t.Fatalf("rejoined pair records: %+v", events)

@@ -3,14 +3,24 @@ package diff
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 )
 
 // Store persists group states and their outboxes.
 //
-// Load returns (nil, nil) when the group has neither state nor outbox, and
-// an error when either exists but cannot be read: treating unreadable
+// A group's record — its committed state and its outbox — has a Revision.
+// Load returns the record with the revision it was read at; every write
+// carries the revision it was based on and returns the new one. A store
+// shared by several processes refuses a write whose base is not the stored
+// revision with a *ConflictError (someone else wrote): the caller must not
+// publish from what it read, and reads the record again. The file and
+// memory stores are not shared (the file store holds a lock), so only a
+// caller's own stale revision makes them conflict.
+//
+// Load returns a nil State when the group has neither state nor outbox,
+// and an error when either exists but cannot be read: treating unreadable
 // state as absent would re-baseline the group. The returned State carries
 // the outbox in Pending; a group with an outbox but no committed state yet
 // (an interrupted baseline) comes back as a State with no ObservedAt and no
@@ -25,12 +35,92 @@ import (
 // different groups; the Detector never loads or saves one group
 // concurrently.
 type Store interface {
-	Load(ctx context.Context, groupID string) (*State, error)
-	Save(ctx context.Context, s *State) error
-	SaveOutbox(ctx context.Context, groupID string, p *Pending) error
+	Load(ctx context.Context, groupID string) (*State, Revision, error)
+	Save(ctx context.Context, s *State, base Revision) (Revision, error)
+	SaveOutbox(ctx context.Context, groupID string, p *Pending, base Revision) (Revision, error)
 	// List returns the ids of the groups with state, sorted.
 	List(ctx context.Context) ([]string, error)
 	Close() error
+}
+
+// Revision identifies a version of a group's stored record. Zero means
+// no record.
+type Revision uint64
+
+// ConflictError is returned by a Store write whose base revision is not
+// the stored one: the record changed since the caller read it.
+type ConflictError struct {
+	GroupID       string
+	Base, Current Revision
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("state of %s changed since it was read (revision %d, the write was based on %d)", e.GroupID, e.Current, e.Base)
+}
+
+// Fence keeps each group's revision for a store that holds its records
+// alone (the file and memory stores) and serialises each group's reads
+// and writes, so that a write based on a stale revision is refused as a
+// shared store would refuse it. The zero Fence is ready to use.
+type Fence struct {
+	mu     sync.Mutex
+	groups map[string]*fenced
+}
+
+type fenced struct {
+	mu  sync.Mutex
+	rev Revision
+}
+
+func (f *Fence) group(id string) *fenced {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.groups == nil {
+		f.groups = make(map[string]*fenced)
+	}
+	g := f.groups[id]
+	if g == nil {
+		g = &fenced{}
+		f.groups[id] = g
+	}
+	return g
+}
+
+// Read runs read, which reports whether the group has a record, and
+// returns the record's revision: 0 for none, at least 1 for a record
+// (one written before this process started gets 1).
+func (f *Fence) Read(groupID string, read func() (exists bool, err error)) (Revision, error) {
+	g := f.group(groupID)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exists, err := read()
+	if err != nil {
+		return 0, err
+	}
+	if exists && g.rev == 0 {
+		g.rev = 1
+	}
+	if !exists {
+		return 0, nil
+	}
+	return g.rev, nil
+}
+
+// Write runs write if base is the group's revision and returns the next
+// one; otherwise it returns a *ConflictError without writing. A failed
+// write leaves the revision as it was.
+func (f *Fence) Write(groupID string, base Revision, write func() error) (Revision, error) {
+	g := f.group(groupID)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if base != g.rev {
+		return 0, &ConflictError{GroupID: groupID, Base: base, Current: g.rev}
+	}
+	if err := write(); err != nil {
+		return 0, err
+	}
+	g.rev++
+	return g.rev, nil
 }
 
 // ErrClosed is returned by a Store used after Close.
@@ -39,6 +129,7 @@ var ErrClosed = errors.New("store closed")
 // MemoryStore is a Store in memory, for tests and dry runs. It keeps deep
 // copies, so callers may modify what they pass in and get back.
 type MemoryStore struct {
+	fence   Fence
 	mu      sync.Mutex
 	states  map[string]*State
 	outboxs map[string]*Pending
@@ -53,61 +144,74 @@ func NewMemoryStore() *MemoryStore {
 }
 
 // Load implements Store.
-func (m *MemoryStore) Load(ctx context.Context, groupID string) (*State, error) {
+func (m *MemoryStore) Load(ctx context.Context, groupID string) (*State, Revision, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
+	var s *State
+	rev, err := m.fence.Read(groupID, func() (bool, error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.closed {
+			return false, ErrClosed
+		}
+		var p *Pending
+		s, p = m.states[groupID].Clone(), m.outboxs[groupID].Clone()
+		switch {
+		case p == nil:
+		case s == nil:
+			s = OutboxOnly(groupID, p)
+		default:
+			s.Pending = p
+		}
+		return s != nil, nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
-	s, p := m.states[groupID].Clone(), m.outboxs[groupID].Clone()
-	switch {
-	case p == nil:
-	case s == nil:
-		s = OutboxOnly(groupID, p)
-	default:
-		s.Pending = p
-	}
-	return s, nil
+	return s, rev, nil
 }
 
 // Save implements Store.
-func (m *MemoryStore) Save(ctx context.Context, s *State) error {
+func (m *MemoryStore) Save(ctx context.Context, s *State, base Revision) (Revision, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	if s == nil || s.GroupID == "" {
-		return errors.New("save state: no group id")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
+		return 0, errors.New("save state: no group id")
 	}
 	c := s.Clone()
 	c.Pending = nil
-	m.states[s.GroupID] = c
-	delete(m.outboxs, s.GroupID)
-	return nil
+	return m.fence.Write(s.GroupID, base, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.closed {
+			return ErrClosed
+		}
+		m.states[s.GroupID] = c
+		delete(m.outboxs, s.GroupID)
+		return nil
+	})
 }
 
 // SaveOutbox implements Store.
-func (m *MemoryStore) SaveOutbox(ctx context.Context, groupID string, p *Pending) error {
+func (m *MemoryStore) SaveOutbox(ctx context.Context, groupID string, p *Pending, base Revision) (Revision, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := p.Check(groupID); err != nil {
-		return err
+		return 0, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
-	m.outboxs[groupID] = p.Clone()
-	return nil
+	c := p.Clone()
+	return m.fence.Write(groupID, base, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.closed {
+			return ErrClosed
+		}
+		m.outboxs[groupID] = c
+		return nil
+	})
 }
 
 // List implements Store.

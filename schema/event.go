@@ -1,8 +1,6 @@
 package schema
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -201,27 +199,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 // over the same state) gets the same id. The result is formatted as a UUID
 // (version 8, RFC 9562) over the first 128 bits of a SHA-256.
 func EventID(sdkappid uint64, groupID, account string, joinTime int64, typ string) string {
-	h := sha256.New()
-	// Length-prefix each field so no two inputs collide by concatenation.
-	for _, f := range []string{"rollcall.v1", strconv.FormatUint(sdkappid, 10), groupID,
-		account, strconv.FormatInt(joinTime, 10), typ} {
-		fmt.Fprintf(h, "%d:%s;", len(f), f)
-	}
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = (u[6] & 0x0f) | 0x80 // version 8
-	u[8] = (u[8] & 0x3f) | 0x80 // RFC 9562 variant
 	var buf [36]byte
-	hex.Encode(buf[0:8], u[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], u[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], u[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], u[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:], u[10:])
-	return string(buf[:])
+	return string(AppendEventID(buf[:0], sdkappid, groupID, account, joinTime, typ))
 }
 
 // Source returns the CloudEvents source of a group's events:

@@ -80,6 +80,31 @@ type FailingStore struct {
 	mu      sync.Mutex
 	saveErr error
 	loadErr error
+	loads   int
+	saves   int
+	// conflicts is how many of the next writes are refused as if another
+	// process had written the group.
+	conflicts int
+}
+
+// Conflict makes the next n writes return a *diff.ConflictError without
+// writing, as a shared store does when someone else wrote the group.
+func (s *FailingStore) Conflict(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conflicts = n
+}
+
+// writeErr is the error the next write returns, if any.
+func (s *FailingStore) writeErr(groupID string, base diff.Revision) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saves++
+	if s.conflicts > 0 {
+		s.conflicts--
+		return &diff.ConflictError{GroupID: groupID, Base: base, Current: base + 1}
+	}
+	return s.saveErr
 }
 
 // FailSave makes later Save calls return err (nil: pass through).
@@ -97,36 +122,39 @@ func (s *FailingStore) FailLoad(err error) {
 }
 
 // Save implements diff.Store.
-func (s *FailingStore) Save(ctx context.Context, st *diff.State) error {
-	s.mu.Lock()
-	err := s.saveErr
-	s.mu.Unlock()
-	if err != nil {
-		return err
+func (s *FailingStore) Save(ctx context.Context, st *diff.State, base diff.Revision) (diff.Revision, error) {
+	if err := s.writeErr(st.GroupID, base); err != nil {
+		return 0, err
 	}
-	return s.Store.Save(ctx, st)
+	return s.Store.Save(ctx, st, base)
 }
 
 // SaveOutbox implements diff.Store; FailSave fails it too.
-func (s *FailingStore) SaveOutbox(ctx context.Context, groupID string, p *diff.Pending) error {
-	s.mu.Lock()
-	err := s.saveErr
-	s.mu.Unlock()
-	if err != nil {
-		return err
+func (s *FailingStore) SaveOutbox(ctx context.Context, groupID string, p *diff.Pending, base diff.Revision) (diff.Revision, error) {
+	if err := s.writeErr(groupID, base); err != nil {
+		return 0, err
 	}
-	return s.Store.SaveOutbox(ctx, groupID, p)
+	return s.Store.SaveOutbox(ctx, groupID, p, base)
 }
 
 // Load implements diff.Store.
-func (s *FailingStore) Load(ctx context.Context, groupID string) (*diff.State, error) {
+func (s *FailingStore) Load(ctx context.Context, groupID string) (*diff.State, diff.Revision, error) {
 	s.mu.Lock()
 	err := s.loadErr
+	s.loads++
 	s.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return s.Store.Load(ctx, groupID)
+}
+
+// Counts returns how many times Load and the writes (Save, SaveOutbox)
+// were called, failed or not.
+func (s *FailingStore) Counts() (loads, writes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loads, s.saves
 }
 
 // OpenStore opens a fresh store for one test. reopen closes s and opens
@@ -182,7 +210,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 	}
 	load := func(t *testing.T, st diff.Store) *diff.State {
 		t.Helper()
-		s, err := st.Load(ctx, suiteGroup)
+		s, _, err := st.Load(ctx, suiteGroup)
 		if err != nil {
 			t.Fatalf("load: %v", err)
 		}
@@ -514,4 +542,174 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 			t.Fatalf("silent baseline state %+v", s)
 		}
 	})
+
+	t.Run("revisions: a write based on a stale revision is refused", func(t *testing.T) {
+		st, _ := open(t)
+		s0, rev0, err := st.Load(ctx, suiteGroup)
+		if err != nil || s0 != nil || rev0 != 0 {
+			t.Fatalf("fresh Load = %v, %d, %v; want nothing at revision 0", s0, rev0, err)
+		}
+		_, first := diff.Diff(nil, snap(0, "alice"), diff.Options{SDKAppID: suiteApp})
+		rev1, err := st.Save(ctx, first, rev0)
+		if err != nil || rev1 == rev0 {
+			t.Fatalf("Save = %d, %v; want a new revision", rev1, err)
+		}
+		var ce *diff.ConflictError
+		if _, err := st.Save(ctx, first, rev0); !errors.As(err, &ce) || ce.GroupID != suiteGroup {
+			t.Fatalf("Save on a stale revision = %v, want a *diff.ConflictError", err)
+		}
+		evs, next := diff.Diff(first, snap(1), diff.Options{SDKAppID: suiteApp})
+		if _, err := st.SaveOutbox(ctx, suiteGroup, &diff.Pending{Events: evs, Next: next}, rev0); !errors.As(err, &ce) {
+			t.Fatalf("SaveOutbox on a stale revision = %v, want a *diff.ConflictError", err)
+		}
+		rev2, err := st.SaveOutbox(ctx, suiteGroup, &diff.Pending{Events: evs, Next: next}, rev1)
+		if err != nil || rev2 == rev1 {
+			t.Fatalf("SaveOutbox = %d, %v", rev2, err)
+		}
+		got, rev, err := st.Load(ctx, suiteGroup)
+		if err != nil || rev != rev2 || got.Pending == nil || !reflect.DeepEqual(acked(got), first) {
+			t.Fatalf("Load = %+v at %d, %v; want the state and outbox at %d", got, rev, err, rev2)
+		}
+	})
+
+	t.Run("state is read once; a quiet poll writes nothing until the checkpoint is due", func(t *testing.T) {
+		inner, _ := open(t)
+		st := &FailingStore{Store: inner}
+		pub := &Publisher{}
+		now := suiteT0
+		d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pub, Diff: diff.Options{SDKAppID: suiteApp},
+			CheckpointInterval: time.Minute, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		loads, writes := st.Counts()
+		if loads != 1 || writes != 2 {
+			t.Fatalf("baseline: %d loads, %d writes; want 1 load, the outbox and the commit", loads, writes)
+		}
+		now = now.Add(30 * time.Second)
+		if err := d.HandleSnapshot(ctx, snap(1, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		if l, w := st.Counts(); l != 1 || w != 2 {
+			t.Fatalf("quiet poll within the interval: %d loads, %d writes; want none", l-1, w-2)
+		}
+		if s := load(t, inner); !s.ObservedAt.Equal(at(0)) {
+			t.Fatalf("stored state moved without a checkpoint: %v", s.ObservedAt)
+		}
+		now = now.Add(31 * time.Second)
+		if err := d.HandleSnapshot(ctx, snap(2, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		if s := load(t, inner); !s.ObservedAt.Equal(at(2)) || !s.Members[0].LastSeen.Equal(at(2)) {
+			t.Fatalf("checkpoint did not write the latest observation: %+v", s)
+		}
+		// A membership change is written at once, checkpoint or not.
+		now = now.Add(time.Second)
+		if err := d.HandleSnapshot(ctx, snap(3, "alice")); err != nil {
+			t.Fatal(err)
+		}
+		if s := load(t, inner); len(s.Members) != 1 || !s.ObservedAt.Equal(at(3)) {
+			t.Fatalf("a leave was not committed at once: %+v", s)
+		}
+		// Changes in place since are written by Checkpoint (at shutdown).
+		now = now.Add(time.Second)
+		if err := d.HandleSnapshot(ctx, snap(4, "alice")); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := load(t, inner); !s.ObservedAt.Equal(at(4)) {
+			t.Fatalf("Checkpoint did not write the state changed in place: %v", s.ObservedAt)
+		}
+		_, w := st.Counts()
+		if err := d.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, w2 := st.Counts(); w2 != w {
+			t.Fatalf("Checkpoint wrote a group with nothing new")
+		}
+		if l, _ := st.Counts(); l != 1 {
+			t.Fatalf("state read %d times; want once", l)
+		}
+	})
+
+	t.Run("after a crash the checkpointed observations are true bounds", func(t *testing.T) {
+		st, reopen := open(t)
+		pub := &Publisher{}
+		now := suiteT0
+		opts := diff.DetectorOptions{Store: st, Publisher: pub, Diff: diff.Options{SDKAppID: suiteApp},
+			CheckpointInterval: time.Hour, Now: func() time.Time { return now }}
+		d, err := diff.NewDetector(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range 3 { // a baseline, then two quiet polls kept in memory
+			if err := d.HandleSnapshot(ctx, snap(n, "alice")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// kill -9: no Checkpoint. The restarted detector starts from the
+		// baseline's state: alice's stay is bounded by what was written.
+		opts.Store = reopen()
+		d, err = diff.NewDetector(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.HandleSnapshot(ctx, snap(3)); err != nil {
+			t.Fatal(err)
+		}
+		b := pub.Batches()
+		left := b[len(b)-1][0]
+		if left.Type != schema.TypeMemberLeft || *left.Data.OnlineSeconds != at(0).Unix()-(suiteT0.Unix()-600) ||
+			!left.Data.PreviousObservedAt.Equal(at(0)) {
+			t.Fatalf("leave after a crash %+v: want online_seconds and previous_observed_at from the last write", left.Data)
+		}
+	})
+
+	t.Run("a conflict publishes nothing, drops the kept state and reads it again", func(t *testing.T) {
+		inner, _ := open(t)
+		st := &FailingStore{Store: inner}
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
+			t.Fatal(err)
+		}
+		st.Conflict(1)
+		var ce *diff.ConflictError
+		if err := d.HandleSnapshot(ctx, snap(1, "alice", "bob")); !errors.As(err, &ce) {
+			t.Fatalf("HandleSnapshot = %v, want a *diff.ConflictError", err)
+		}
+		if a := pub.Attempts(); len(a) != 1 {
+			t.Fatalf("published after a conflict: %v", a[1:])
+		}
+		if err := d.HandleSnapshot(ctx, snap(2, "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := st.Counts(); l != 2 {
+			t.Fatalf("state read %d times; want again after the conflict", l)
+		}
+		b := pub.Batches()
+		if len(b) != 2 || len(b[1]) != 1 || b[1][0].Subject != "bob" {
+			t.Fatalf("batches %v: want bob's join after the re-read", b)
+		}
+		// A conflict on the commit, after the sinks acknowledged: the
+		// batch is in the outbox and goes out again after the re-read.
+		pub.Acked = func() { st.Conflict(1) }
+		if err := d.HandleSnapshot(ctx, snap(3, "bob")); !errors.As(err, &ce) {
+			t.Fatalf("HandleSnapshot = %v, want a *diff.ConflictError", err)
+		}
+		pub.Acked = nil
+		if err := d.HandleSnapshot(ctx, snap(4, "bob")); err != nil {
+			t.Fatal(err)
+		}
+		b = pub.Batches()
+		if len(b) != 4 || !reflect.DeepEqual(ids(b[2]), ids(b[3])) {
+			t.Fatalf("batches %v: want alice's leave again, same id", b)
+		}
+	})
+
 }

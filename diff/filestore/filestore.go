@@ -61,6 +61,10 @@ type Store struct {
 	log  *zap.Logger
 	lock *os.File
 
+	// fence keeps each group's revision: the store is not shared (the
+	// lock), so only a caller's stale revision conflicts.
+	fence diff.Fence
+
 	mu     sync.RWMutex // guards closed; Close waits for in-flight calls
 	closed bool
 }
@@ -148,7 +152,20 @@ func (s *Store) path(groupID string) (string, error) {
 
 // Load implements diff.Store. A file that cannot be decoded is an error
 // naming it, never "no state": that would re-baseline the group.
-func (s *Store) Load(ctx context.Context, groupID string) (*diff.State, error) {
+func (s *Store) Load(ctx context.Context, groupID string) (*diff.State, diff.Revision, error) {
+	var st *diff.State
+	rev, err := s.fence.Read(groupID, func() (bool, error) {
+		var err error
+		st, err = s.load(ctx, groupID)
+		return st != nil, err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return st, rev, nil
+}
+
+func (s *Store) load(ctx context.Context, groupID string) (*diff.State, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -228,7 +245,23 @@ func (s *Store) loadOutbox(p, groupID string) (*diff.Pending, error) {
 
 // Save implements diff.Store: write the state to a temp file, fsync,
 // rename, then remove the outbox and fsync the directory.
-func (s *Store) Save(ctx context.Context, st *diff.State) error {
+func (s *Store) Save(ctx context.Context, st *diff.State, base diff.Revision) (diff.Revision, error) {
+	if st == nil {
+		return 0, errors.New("save state: nil state")
+	}
+	if s.isClosed() {
+		return 0, diff.ErrClosed // whatever the revision
+	}
+	return s.fence.Write(st.GroupID, base, func() error { return s.save(ctx, st) })
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+func (s *Store) save(ctx context.Context, st *diff.State) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -264,7 +297,14 @@ func (s *Store) Save(ctx context.Context, st *diff.State) error {
 // SaveOutbox implements diff.Store: the outbox goes to its own file beside
 // the state's (".outbox" for ".json"), written like the state, so the
 // state file changes only when a batch is acknowledged.
-func (s *Store) SaveOutbox(ctx context.Context, groupID string, pend *diff.Pending) error {
+func (s *Store) SaveOutbox(ctx context.Context, groupID string, pend *diff.Pending, base diff.Revision) (diff.Revision, error) {
+	if s.isClosed() {
+		return 0, diff.ErrClosed
+	}
+	return s.fence.Write(groupID, base, func() error { return s.saveOutbox(ctx, groupID, pend) })
+}
+
+func (s *Store) saveOutbox(ctx context.Context, groupID string, pend *diff.Pending) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

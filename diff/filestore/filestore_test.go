@@ -48,7 +48,7 @@ func crashState(n int) *diff.State {
 	for i := range 500 + n%700 {
 		st.Members = append(st.Members, diff.Tracked{Member: schema.Member{
 			Account: fmt.Sprintf("user%05d", i), NickName: strings.Repeat("x", 40), JoinTime: int64(n)},
-			LastSeen: st.ObservedAt})
+			LastSeen: diff.InstantOf(st.ObservedAt)})
 	}
 	return st
 }
@@ -62,11 +62,11 @@ func saveLoop(dir string) {
 		os.Exit(2)
 	}
 	start := 1
-	if prev, err := s.Load(context.Background(), crashGroup); err == nil && prev != nil {
+	if prev, _, err := s.Load(context.Background(), crashGroup); err == nil && prev != nil {
 		start = int(prev.ObservedAt.Sub(t0)/time.Second) + 1
 	}
 	for n := start; ; n++ {
-		if err := s.Save(context.Background(), crashState(n)); err != nil {
+		if err := save(context.Background(), s, crashState(n)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
@@ -117,7 +117,7 @@ func TestCrashDuringSaveLeavesValidState(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: open after kill: %v", round, err)
 		}
-		st, err := s.Load(context.Background(), crashGroup)
+		st, _, err := s.Load(context.Background(), crashGroup)
 		if err != nil {
 			t.Fatalf("round %d: load after kill: %v", round, err)
 		}
@@ -172,12 +172,12 @@ func TestGroupIDsAreSafeFileNames(t *testing.T) {
 		"with space", "semi;colon", "%2F", "a\x00b", strings.Repeat("z", 100)}
 	for i, id := range ids {
 		st := &diff.State{Version: diff.StateVersion, GroupID: id, ObservedAt: t0.Add(time.Duration(i) * time.Second)}
-		if err := s.Save(ctx, st); err != nil {
+		if err := save(ctx, s, st); err != nil {
 			t.Fatalf("save %q: %v", id, err)
 		}
 	}
 	for i, id := range ids {
-		got, err := s.Load(ctx, id)
+		got, _, err := s.Load(ctx, id)
 		if err != nil || got == nil || got.GroupID != id || !got.ObservedAt.Equal(t0.Add(time.Duration(i)*time.Second)) {
 			t.Fatalf("load %q = %+v, %v", id, got, err)
 		}
@@ -210,17 +210,17 @@ func TestGroupIDsAreSafeFileNames(t *testing.T) {
 	if len(entries) != len(ids)+1 { // + LOCK
 		t.Errorf("%d files in dir, want %d", len(entries), len(ids)+1)
 	}
-	if _, err := s.Load(ctx, ""); err == nil {
+	if _, _, err := s.Load(ctx, ""); err == nil {
 		t.Error("empty group id accepted")
 	}
-	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: strings.Repeat("x", 200)}); err == nil {
+	if err := save(ctx, s, &diff.State{Version: 1, GroupID: strings.Repeat("x", 200)}); err == nil {
 		t.Error("group id too long for a file name accepted")
 	}
 }
 
 func TestLoadMissingIsNoState(t *testing.T) {
 	s := openT(t, t.TempDir())
-	st, err := s.Load(context.Background(), "nobody")
+	st, _, err := s.Load(context.Background(), "nobody")
 	if st != nil || err != nil {
 		t.Fatalf("Load = %+v, %v; want nil, nil", st, err)
 	}
@@ -242,7 +242,7 @@ func TestUnreadableStateIsAnErrorNamingTheFile(t *testing.T) {
 			if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			st, err := s.Load(ctx, "g")
+			st, _, err := s.Load(ctx, "g")
 			if err == nil || st != nil {
 				t.Fatalf("Load = %+v, %v; want an error", st, err)
 			}
@@ -279,7 +279,7 @@ func TestOpenRemovesTempFilesAndListIgnoresStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: "g"}); err != nil {
+	if err := save(ctx, s, &diff.State{Version: 1, GroupID: "g"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -302,11 +302,11 @@ func TestSaveReplacesAndLeavesNoTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir)
 	for n := 1; n <= 3; n++ {
-		if err := s.Save(ctx, crashState(n)); err != nil {
+		if err := save(ctx, s, crashState(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.Load(ctx, crashGroup)
+	got, _, err := s.Load(ctx, crashGroup)
 	if err != nil || !reflect.DeepEqual(got, crashState(3)) {
 		t.Fatalf("Load after saves = %v", err)
 	}
@@ -331,10 +331,10 @@ func TestClosedStore(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := s.Load(ctx, "g"); !errors.Is(err, diff.ErrClosed) {
+	if _, _, err := s.Load(ctx, "g"); !errors.Is(err, diff.ErrClosed) {
 		t.Errorf("Load after Close: %v", err)
 	}
-	if err := s.Save(ctx, &diff.State{Version: 1, GroupID: "g"}); !errors.Is(err, diff.ErrClosed) {
+	if err := save(ctx, s, &diff.State{Version: 1, GroupID: "g"}); !errors.Is(err, diff.ErrClosed) {
 		t.Errorf("Save after Close: %v", err)
 	}
 	if _, err := s.List(ctx); !errors.Is(err, diff.ErrClosed) {
@@ -352,12 +352,12 @@ func BenchmarkFileStoreSave(b *testing.B) {
 	st.Members = st.Members[:0]
 	for i := range 1000 {
 		st.Members = append(st.Members, diff.Tracked{Member: schema.Member{Account: fmt.Sprintf("user%05d", i),
-			NickName: "nick", Avatar: "https://example.com/a.png", JoinTime: t0.Unix()}, LastSeen: t0})
+			NickName: "nick", Avatar: "https://example.com/a.png", JoinTime: t0.Unix()}, LastSeen: diff.InstantOf(t0)})
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.Save(ctx, st); err != nil {
+		if err := save(ctx, s, st); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -376,17 +376,17 @@ func TestReadsVersion1StateFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openT(t, dir)
-	got, err := s.Load(context.Background(), group)
+	got, _, err := s.Load(context.Background(), group)
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := func(sec int) time.Time { return time.Date(2026, 3, 1, 12, 0, sec, 0, time.UTC) }
 	want := &diff.State{Version: 1, SDKAppID: 1400000001, GroupID: group, ObservedAt: at(30),
 		Truncated: true, Boundary: 1772366100, Members: []diff.Tracked{
-			{Member: schema.Member{Account: "alice", NickName: "Alice", Avatar: "https://a/x.png", JoinTime: 1772366000}, LastSeen: at(0), OutOfView: true},
-			{Member: schema.Member{Account: "bob", JoinTime: 1772366100}, LastSeen: at(30)},
-			{Member: schema.Member{Account: "carol", JoinTime: 1772366200}, LastSeen: at(30)},
-			{Member: schema.Member{Account: "dave", JoinTime: 1772366350}, LastSeen: at(30)},
+			{Member: schema.Member{Account: "alice", NickName: "Alice", Avatar: "https://a/x.png", JoinTime: 1772366000}, LastSeen: diff.InstantOf(at(0)), OutOfView: true},
+			{Member: schema.Member{Account: "bob", JoinTime: 1772366100}, LastSeen: diff.InstantOf(at(30))},
+			{Member: schema.Member{Account: "carol", JoinTime: 1772366200}, LastSeen: diff.InstantOf(at(30))},
+			{Member: schema.Member{Account: "dave", JoinTime: 1772366350}, LastSeen: diff.InstantOf(at(30))},
 		}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
@@ -402,7 +402,7 @@ func TestOutboxBesideTheState(t *testing.T) {
 	s := openT(t, dir)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	committed := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0}
-	if err := s.Save(ctx, committed); err != nil {
+	if err := save(ctx, s, committed); err != nil {
 		t.Fatal(err)
 	}
 	statePath := filepath.Join(dir, FileName("g"))
@@ -412,15 +412,15 @@ func TestOutboxBesideTheState(t *testing.T) {
 	}
 	m := schema.Member{Account: "alice", JoinTime: t0.Unix()}
 	next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0.Add(time.Minute),
-		Members: []diff.Tracked{{Member: m, LastSeen: t0.Add(time.Minute)}}}
+		Members: []diff.Tracked{{Member: m, LastSeen: diff.InstantOf(t0.Add(time.Minute))}}}
 	pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, "g", m, schema.ReasonJoined, t0.Add(time.Minute), &t0)}, Next: next}
-	if err := s.SaveOutbox(ctx, "g", pend); err != nil {
+	if err := saveOutbox(ctx, s, "g", pend); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.ReadFile(statePath); string(after) != string(before) {
 		t.Fatalf("SaveOutbox changed the state file:\n%s\n%s", before, after)
 	}
-	got, err := s.Load(ctx, "g")
+	got, _, err := s.Load(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,13 +431,13 @@ func TestOutboxBesideTheState(t *testing.T) {
 	if ids, _ := s.List(ctx); !reflect.DeepEqual(ids, []string{"g"}) {
 		t.Fatalf("List = %v: the outbox file is not a group", ids)
 	}
-	if err := s.Save(ctx, next); err != nil {
+	if err := save(ctx, s, next); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(strings.TrimSuffix(statePath, ".json") + ".outbox"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("outbox file after the commit: %v", err)
 	}
-	if got, err := s.Load(ctx, "g"); err != nil || got.Pending != nil || len(got.Members) != 1 {
+	if got, _, err := s.Load(ctx, "g"); err != nil || got.Pending != nil || len(got.Members) != 1 {
 		t.Fatalf("Load after commit = %+v, %v", got, err)
 	}
 	// An unreadable outbox is an error naming its file, like a state file.
@@ -445,10 +445,10 @@ func TestOutboxBesideTheState(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"version":1,"group_id":"g","events":[`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Load(ctx, "g"); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, _, err := s.Load(ctx, "g"); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Fatalf("Load with a torn outbox = %v, want an error naming %s", err, bad)
 	}
-	if err := s.SaveOutbox(ctx, "g", &diff.Pending{Next: next}); err == nil {
+	if err := saveOutbox(ctx, s, "g", &diff.Pending{Next: next}); err == nil {
 		t.Fatal("SaveOutbox accepted an outbox without events")
 	}
 }
@@ -466,16 +466,16 @@ func TestEveryNameOfAGroupFits(t *testing.T) {
 	for _, id := range []string{strings.Repeat("直", groupid.MaxLen/3), strings.Repeat("x", 155)} {
 		next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: id, ObservedAt: t0}
 		pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, id, m, schema.ReasonJoined, t0, nil)}, Next: next}
-		if err := s.SaveOutbox(ctx, id, pend); err != nil {
+		if err := saveOutbox(ctx, s, id, pend); err != nil {
 			t.Fatalf("SaveOutbox of a %d-byte id: %v", len(id), err)
 		}
-		if st, err := s.Load(ctx, id); err != nil || st == nil || st.Pending == nil {
+		if st, _, err := s.Load(ctx, id); err != nil || st == nil || st.Pending == nil {
 			t.Fatalf("Load of a %d-byte id with an outbox = %+v, %v", len(id), st, err)
 		}
-		if err := s.Save(ctx, next); err != nil {
+		if err := save(ctx, s, next); err != nil {
 			t.Fatalf("Save of a %d-byte id: %v", len(id), err)
 		}
-		if st, err := s.Load(ctx, id); err != nil || st == nil || st.Pending != nil {
+		if st, _, err := s.Load(ctx, id); err != nil || st == nil || st.Pending != nil {
 			t.Fatalf("Load of a %d-byte id = %+v, %v", len(id), st, err)
 		}
 	}
@@ -485,9 +485,9 @@ func TestEveryNameOfAGroupFits(t *testing.T) {
 	pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, long, m, schema.ReasonJoined, t0, nil)}, Next: next}
 	const want = "group id of 156 bytes is too long for a file name"
 	for name, err := range map[string]error{
-		"Save":       s.Save(ctx, next),
-		"SaveOutbox": s.SaveOutbox(ctx, long, pend),
-		"Load":       func() error { _, err := s.Load(ctx, long); return err }(),
+		"Save":       save(ctx, s, next),
+		"SaveOutbox": saveOutbox(ctx, s, long, pend),
+		"Load":       func() error { _, _, err := s.Load(ctx, long); return err }(),
 	} {
 		if err == nil || !strings.HasSuffix(err.Error(), want) {
 			t.Errorf("%s of a 156-byte id = %v, want an error ending %q", name, err, want)
@@ -496,4 +496,21 @@ func TestEveryNameOfAGroupFits(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, FileName(long))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state file of the refused id: %v", err)
 	}
+}
+
+// save and saveOutbox write at the store's current revision, for tests that
+// are not about revisions.
+func save(ctx context.Context, s *Store, st *diff.State) error {
+	var rev diff.Revision
+	if st != nil {
+		_, rev, _ = s.Load(ctx, st.GroupID)
+	}
+	_, err := s.Save(ctx, st, rev)
+	return err
+}
+
+func saveOutbox(ctx context.Context, s *Store, groupID string, p *diff.Pending) error {
+	_, rev, _ := s.Load(ctx, groupID)
+	_, err := s.SaveOutbox(ctx, groupID, p, rev)
+	return err
 }
