@@ -3,6 +3,7 @@ package diff
 import (
 	"context"
 	"errors"
+	"io"
 	"sort"
 	"sync"
 )
@@ -24,13 +25,29 @@ import (
 // publishing it again is harmless). A Store is safe for concurrent use by
 // different groups; the Detector never loads or saves one group
 // concurrently.
+//
+// Store holds only what the Detector needs. Other capabilities are
+// optional interfaces, found with a type assertion by whoever needs them:
+// Lister, HealthChecker, and io.Closer to release the store (after which
+// its methods return ErrClosed).
 type Store interface {
 	Load(ctx context.Context, groupID string) (*State, error)
 	Save(ctx context.Context, s *State) error
 	SaveOutbox(ctx context.Context, groupID string, p *Pending) error
+}
+
+// Lister is implemented by stores that can enumerate their groups
+// (`rollcall check` reports the count).
+type Lister interface {
 	// List returns the ids of the groups with state, sorted.
 	List(ctx context.Context) ([]string, error)
-	Close() error
+}
+
+// HealthChecker is implemented by stores that can say whether they are
+// usable. Healthy must be cheap, with no I/O: /readyz calls it on every
+// probe.
+type HealthChecker interface {
+	Healthy(ctx context.Context) error
 }
 
 // ErrClosed is returned by a Store used after Close.
@@ -45,7 +62,12 @@ type MemoryStore struct {
 	closed  bool
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store         = (*MemoryStore)(nil)
+	_ Lister        = (*MemoryStore)(nil)
+	_ HealthChecker = (*MemoryStore)(nil)
+	_ io.Closer     = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
@@ -110,7 +132,7 @@ func (m *MemoryStore) SaveOutbox(ctx context.Context, groupID string, p *Pending
 	return nil
 }
 
-// List implements Store.
+// List implements Lister.
 func (m *MemoryStore) List(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -128,7 +150,17 @@ func (m *MemoryStore) List(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Close implements Store. Later calls fail with ErrClosed.
+// Healthy implements HealthChecker: only a closed store is unhealthy.
+func (m *MemoryStore) Healthy(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close implements io.Closer. Later calls fail with ErrClosed.
 func (m *MemoryStore) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

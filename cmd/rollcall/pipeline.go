@@ -72,11 +72,12 @@ func newMetricsSet() *metricsSet {
 // pipeline is rollcall assembled from a configuration: client, store,
 // sinks, detector and scheduler.
 type pipeline struct {
-	cfg      *Config
-	logger   *zap.Logger
-	metrics  *metricsSet
-	client   *tencent.Client
-	store    diff.Store
+	cfg     *Config
+	logger  *zap.Logger
+	metrics *metricsSet
+	client  *tencent.Client
+	// store records how its operations go, for the "state" check.
+	store    *diff.MonitoredStore
 	sinks    []sink.Sink
 	fanout   *sink.Fanout
 	detector *diff.Detector
@@ -137,7 +138,14 @@ func newClient(cfg *Config, m *tencent.Metrics, hc *http.Client, logger *zap.Log
 	return c, nil
 }
 
-func openStore(cfg *Config, logger *zap.Logger) (diff.Store, error) {
+// stateStore is what both configured store drivers offer.
+type stateStore interface {
+	diff.Store
+	diff.Lister
+	io.Closer
+}
+
+func openStore(cfg *Config, logger *zap.Logger) (stateStore, error) {
 	if cfg.State.Driver == "memory" {
 		return diff.NewMemoryStore(), nil
 	}
@@ -241,12 +249,13 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 	if p.client, err = newClient(cfg, p.metrics.tencent, po.httpClient, logger); err != nil {
 		return nil, err
 	}
-	p.store = po.store
-	if p.store == nil {
-		if p.store, err = openStore(cfg, logger); err != nil {
+	st := po.store
+	if st == nil {
+		if st, err = openStore(cfg, logger); err != nil {
 			return nil, err
 		}
 	}
+	p.store = diff.Monitor(st)
 	defer func() {
 		if err != nil {
 			p.store.Close()
@@ -338,10 +347,9 @@ func (p *pipeline) close(ctx context.Context) error {
 func (p *pipeline) readiness() []readinessCheck {
 	return []readinessCheck{
 		{"config", func(context.Context) error { return nil }},
-		{"state", func(ctx context.Context) error {
-			_, err := p.store.List(ctx)
-			return err
-		}},
+		// From what the detector's store calls went through, in memory: a
+		// probe does no I/O.
+		{"state", p.store.Healthy},
 		{"sinks", p.fanout.Healthy},
 		{"poller", func(context.Context) error {
 			st := p.sched.Status()
