@@ -221,27 +221,18 @@ func named(s sink.Sink, sc *SinkConfig) sink.Sink {
 	return renamedSink{Sink: s, name: sc.DisplayName()}
 }
 
-// buildSinks connects every configured sink; on error it closes the ones
-// already open.
+// buildSinks connects every configured sink. On error it returns the ones
+// already open too, for the caller to close.
 func buildSinks(ctx context.Context, cfg *Config, m *metricsSet, stdout io.Writer, logger *zap.Logger) ([]sink.Sink, error) {
 	var out []sink.Sink
 	for i := range cfg.Sinks {
 		s, err := buildSink(ctx, &cfg.Sinks[i], m, stdout, logger)
 		if err != nil {
-			closeSinks(out)
-			return nil, fmt.Errorf("sinks[%d] (%s): %w", i, cfg.Sinks[i].DisplayName(), err)
+			return out, fmt.Errorf("sinks[%d] (%s): %w", i, cfg.Sinks[i].DisplayName(), err)
 		}
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func closeSinks(ss []sink.Sink) {
-	ctx, cancel := context.WithTimeout(context.Background(), defaultShutdownTimeout)
-	defer cancel()
-	for _, s := range ss {
-		_ = s.Close(ctx)
-	}
 }
 
 func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipelineOptions) (_ *pipeline, err error) {
@@ -258,7 +249,11 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 	p.store = diff.Monitor(st)
 	defer func() {
 		if err != nil {
-			p.store.Close()
+			// Whatever was opened, within shutdown_timeout: nothing was
+			// published yet, so nothing is lost.
+			ctx, cancel := context.WithTimeout(context.Background(), max(cfg.ShutdownTimeout, minCloseTime))
+			defer cancel()
+			_ = p.Close(ctx) // err is the one to report
 		}
 	}()
 	if p.sinks, err = buildSinks(ctx, cfg, p.metrics, po.stdout, logger); err != nil {
@@ -294,12 +289,10 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Metrics: p.metrics.diff,
 	})
 	if err != nil {
-		closeSinks(p.sinks)
 		return nil, err
 	}
 	groups, err := p.activeGroups(ctx, cfg.Groups.IDs)
 	if err != nil {
-		closeSinks(p.sinks)
 		return nil, err
 	}
 	p.sched, err = poller.New(lister(p.client, cfg.Groups.Mark), p.detector, poller.Options{
@@ -314,7 +307,6 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Metrics:      p.metrics.poller,
 	})
 	if err != nil {
-		closeSinks(p.sinks)
 		return nil, err
 	}
 	return p, nil
@@ -338,9 +330,21 @@ func (p *pipeline) activeGroups(ctx context.Context, ids []string) ([]string, er
 	return out, nil
 }
 
-// close flushes and closes the sinks, then the store.
-func (p *pipeline) close(ctx context.Context) error {
-	return errors.Join(p.fanout.Close(ctx), p.store.Close())
+// Close flushes and closes the sinks, then the store, within ctx. It
+// closes what a failed newPipeline had opened too.
+func (p *pipeline) Close(ctx context.Context) error {
+	var errs []error
+	if p.fanout != nil {
+		errs = append(errs, p.fanout.Close(ctx))
+	} else {
+		for _, s := range p.sinks {
+			errs = append(errs, s.Close(ctx))
+		}
+	}
+	if p.store != nil {
+		errs = append(errs, p.store.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // readiness lists the /readyz checks.

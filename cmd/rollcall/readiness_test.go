@@ -118,7 +118,7 @@ func TestReadinessStateFromMemory(t *testing.T) {
 		t.Fatalf("failing store: /readyz = %d\n%s", code, body)
 	}
 
-	if err := p.close(ctx); err != nil {
+	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st.mu.Lock()
