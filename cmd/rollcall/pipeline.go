@@ -76,6 +76,8 @@ type pipeline struct {
 	logger  *zap.Logger
 	metrics *metricsSet
 	client  *tencent.Client
+	// hc is the client's HTTP client, whose idle connections Close ends.
+	hc *http.Client
 	// store records how its operations go, for the "state" check.
 	store    *diff.MonitoredStore
 	sinks    []sink.Sink
@@ -237,7 +239,13 @@ func buildSinks(ctx context.Context, cfg *Config, m *metricsSet, stdout io.Write
 
 func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipelineOptions) (_ *pipeline, err error) {
 	p := &pipeline{cfg: cfg, logger: logger, metrics: newMetricsSet()}
-	if p.client, err = newClient(cfg, p.metrics.tencent, po.httpClient, logger); err != nil {
+	// A transport of our own (as tencent.New would make), so that Close
+	// can end its keep-alive connections and their goroutines.
+	p.hc = po.httpClient
+	if p.hc == nil {
+		p.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if p.client, err = newClient(cfg, p.metrics.tencent, p.hc, logger); err != nil {
 		return nil, err
 	}
 	st := po.store
@@ -344,6 +352,7 @@ func (p *pipeline) Close(ctx context.Context) error {
 	if p.store != nil {
 		errs = append(errs, p.store.Close())
 	}
+	p.hc.CloseIdleConnections() // polls have ended
 	return errors.Join(errs...)
 }
 

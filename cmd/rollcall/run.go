@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -142,7 +141,7 @@ func (d *daemon) run(parent context.Context) error {
 			return httpErr
 		}, func(error) { stopHTTP() })
 		g.Add(func() error {
-			d.updateReady(httpCtx, hs, p)
+			hs.updateReady(httpCtx, p.metrics.ready)
 			return nil
 		}, func(error) { stopHTTP() })
 		hs.logger.Info("http server listening", zap.String("addr", hs.Addr()))
@@ -155,7 +154,11 @@ func (d *daemon) run(parent context.Context) error {
 		zap.Int("sinks", len(p.sinks)),
 		zap.Bool("once", d.once))
 	_ = g.Run() // every actor's outcome is in runErr, closeErr, httpErr
+	return d.outcome(runErr, closeErr, httpErr)
+}
 
+// outcome is the daemon's result from what its actors returned.
+func (d *daemon) outcome(runErr, closeErr, httpErr error) error {
 	var fatal *poller.FatalError
 	switch {
 	case errors.As(runErr, &fatal):
@@ -364,39 +367,4 @@ func diffStrings(old, cur []string) (added, removed []string) {
 		}
 	}
 	return added, removed
-}
-
-// updateReady keeps the rollcall_ready gauge in step with /readyz.
-func (d *daemon) updateReady(ctx context.Context, hs *healthServer, p *pipeline) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	// The verdict last logged: "" at first, then "ready" or the failing
-	// checks' names (not their texts, which carry counters).
-	was := ""
-	for {
-		now := "ready"
-		names, err := hs.failing(ctx)
-		if err != nil {
-			p.metrics.ready.Set(0)
-			now = strings.Join(names, ",")
-		} else {
-			p.metrics.ready.Set(1)
-		}
-		// Transitions only: a probe every few seconds must not flood the log.
-		switch {
-		case now == was || ctx.Err() != nil:
-		case now == "ready":
-			hs.logger.Info("ready")
-		case was == "": // starting: not ready yet is expected for a moment
-			hs.logger.Info("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
-		default:
-			hs.logger.Warn("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
-		}
-		was = now
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
