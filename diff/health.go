@@ -39,7 +39,9 @@ func (m *MonitoredStore) Unwrap() Store { return m.inner }
 
 // record notes one operation's outcome. An error while ctx is done (a
 // shutdown, a reload's deadline) says nothing about the store and is not
-// counted either way.
+// counted either way. This is the one place that classifies outcomes: a
+// store refusing a write as a conflict (should writes ever carry the
+// revision they were based on) would be an answer, not a failure.
 func (m *MonitoredStore) record(ctx context.Context, err error) {
 	if err != nil && ctx.Err() != nil {
 		return

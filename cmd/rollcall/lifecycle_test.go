@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 )
 
@@ -182,4 +183,26 @@ func TestHandleSignals(t *testing.T) {
 	if len(codes) != 1 || codes[0] != exitAbort {
 		t.Fatalf("exit codes %v, want [%d]", codes, exitAbort)
 	}
+}
+
+// TestNewPipelineClosesOnError: a start that fails after the sinks and
+// the store opened (here: a group's state is unreadable) closes them.
+func TestNewPipelineClosesOnError(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	e := newEnv(t, api, []string{"@TGS#bad"}, "")
+	t.Setenv("ROLLCALL_TEST_KEY", api.Key())
+	cfg, err := LoadConfig(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := diff.NewMemoryStore()
+	st := &countingStore{MemoryStore: mem, loadErr: errors.New("unreadable")}
+	verify := startedBy(t)
+	if _, err := newPipeline(context.Background(), cfg, zap.NewNop(), pipelineOptions{stdout: io.Discard, store: st}); err == nil {
+		t.Fatal("newPipeline succeeded over an unreadable state")
+	}
+	if err := mem.Healthy(context.Background()); !errors.Is(err, diff.ErrClosed) {
+		t.Errorf("store after a failed start: Healthy = %v, want closed", err)
+	}
+	verify()
 }
