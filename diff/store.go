@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 )
@@ -34,13 +35,29 @@ import (
 // publishing it again is harmless). A Store is safe for concurrent use by
 // different groups; the Detector never loads or saves one group
 // concurrently.
+//
+// Store holds only what the Detector needs. Other capabilities are
+// optional interfaces, found with a type assertion by whoever needs them:
+// Lister, HealthChecker, and io.Closer to release the store (after which
+// its methods return ErrClosed).
 type Store interface {
 	Load(ctx context.Context, groupID string) (*State, Revision, error)
 	Save(ctx context.Context, s *State, base Revision) (Revision, error)
 	SaveOutbox(ctx context.Context, groupID string, p *Pending, base Revision) (Revision, error)
+}
+
+// Lister is implemented by stores that can enumerate their groups
+// (`rollcall check` reports the count).
+type Lister interface {
 	// List returns the ids of the groups with state, sorted.
 	List(ctx context.Context) ([]string, error)
-	Close() error
+}
+
+// HealthChecker is implemented by stores that can say whether they are
+// usable. Healthy must be cheap, with no I/O: /readyz calls it on every
+// probe.
+type HealthChecker interface {
+	Healthy(ctx context.Context) error
 }
 
 // Revision identifies a version of a group's stored record. Zero means
@@ -136,7 +153,12 @@ type MemoryStore struct {
 	closed  bool
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store         = (*MemoryStore)(nil)
+	_ Lister        = (*MemoryStore)(nil)
+	_ HealthChecker = (*MemoryStore)(nil)
+	_ io.Closer     = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
@@ -214,7 +236,7 @@ func (m *MemoryStore) SaveOutbox(ctx context.Context, groupID string, p *Pending
 	})
 }
 
-// List implements Store.
+// List implements Lister.
 func (m *MemoryStore) List(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -232,7 +254,17 @@ func (m *MemoryStore) List(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Close implements Store. Later calls fail with ErrClosed.
+// Healthy implements HealthChecker: only a closed store is unhealthy.
+func (m *MemoryStore) Healthy(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close implements io.Closer. Later calls fail with ErrClosed.
 func (m *MemoryStore) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

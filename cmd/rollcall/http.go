@@ -114,3 +114,38 @@ func (h *healthServer) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// updateReady keeps the rollcall_ready gauge in step with /readyz.
+func (h *healthServer) updateReady(ctx context.Context, gauge prometheus.Gauge) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	// The verdict last logged: "" at first, then "ready" or the failing
+	// checks' names (not their texts, which carry counters).
+	was := ""
+	for {
+		now := "ready"
+		names, err := h.failing(ctx)
+		if err != nil {
+			gauge.Set(0)
+			now = strings.Join(names, ",")
+		} else {
+			gauge.Set(1)
+		}
+		// Transitions only: a probe every few seconds must not flood the log.
+		switch {
+		case now == was || ctx.Err() != nil:
+		case now == "ready":
+			h.logger.Info("ready")
+		case was == "": // starting: not ready yet is expected for a moment
+			h.logger.Info("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
+		default:
+			h.logger.Warn("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
+		}
+		was = now
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -40,15 +40,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build rollcall:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	// No goroutine may outlive the tests, with no exception: the
+	// in-process daemon tests join everything they start (lifecycle_test.go).
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // newAPI starts the fake Tencent API with the given groups.

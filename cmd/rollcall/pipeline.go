@@ -73,12 +73,15 @@ func newMetricsSet() *metricsSet {
 // pipeline is rollcall assembled from a configuration: client, store,
 // sinks, detector and scheduler.
 type pipeline struct {
-	cfg      *Config
-	logger   *zap.Logger
-	metrics  *metricsSet
-	client   *tencent.Client
-	lister   *tencent.Lister // holds poll.member_cap
-	store    diff.Store
+	cfg     *Config
+	logger  *zap.Logger
+	metrics *metricsSet
+	client  *tencent.Client
+	lister  *tencent.Lister // holds poll.member_cap
+	// hc is the client's HTTP client, whose idle connections Close ends.
+	hc *http.Client
+	// store records how its operations go, for the "state" check.
+	store    *diff.MonitoredStore
 	sinks    []sink.Sink
 	fanout   *sink.Fanout
 	detector *diff.Detector
@@ -139,7 +142,14 @@ func newClient(cfg *Config, m *tencent.Metrics, hc *http.Client, logger *zap.Log
 	return c, nil
 }
 
-func openStore(cfg *Config, logger *zap.Logger) (diff.Store, error) {
+// stateStore is what both configured store drivers offer.
+type stateStore interface {
+	diff.Store
+	diff.Lister
+	io.Closer
+}
+
+func openStore(cfg *Config, logger *zap.Logger) (stateStore, error) {
 	if cfg.State.Driver == "memory" {
 		return diff.NewMemoryStore(), nil
 	}
@@ -215,43 +225,45 @@ func named(s sink.Sink, sc *SinkConfig) sink.Sink {
 	return renamedSink{Sink: s, name: sc.DisplayName()}
 }
 
-// buildSinks connects every configured sink; on error it closes the ones
-// already open.
+// buildSinks connects every configured sink. On error it returns the ones
+// already open too, for the caller to close.
 func buildSinks(ctx context.Context, cfg *Config, m *metricsSet, stdout io.Writer, logger *zap.Logger) ([]sink.Sink, error) {
 	var out []sink.Sink
 	for i := range cfg.Sinks {
 		s, err := buildSink(ctx, &cfg.Sinks[i], m, stdout, logger)
 		if err != nil {
-			closeSinks(out)
-			return nil, fmt.Errorf("sinks[%d] (%s): %w", i, cfg.Sinks[i].DisplayName(), err)
+			return out, fmt.Errorf("sinks[%d] (%s): %w", i, cfg.Sinks[i].DisplayName(), err)
 		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-func closeSinks(ss []sink.Sink) {
-	ctx, cancel := context.WithTimeout(context.Background(), defaultShutdownTimeout)
-	defer cancel()
-	for _, s := range ss {
-		_ = s.Close(ctx)
-	}
-}
-
 func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipelineOptions) (_ *pipeline, err error) {
 	p := &pipeline{cfg: cfg, logger: logger, metrics: newMetricsSet()}
-	if p.client, err = newClient(cfg, p.metrics.tencent, po.httpClient, logger); err != nil {
+	// A transport of our own (as tencent.New would make), so that Close
+	// can end its keep-alive connections and their goroutines.
+	p.hc = po.httpClient
+	if p.hc == nil {
+		p.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if p.client, err = newClient(cfg, p.metrics.tencent, p.hc, logger); err != nil {
 		return nil, err
 	}
-	p.store = po.store
-	if p.store == nil {
-		if p.store, err = openStore(cfg, logger); err != nil {
+	st := po.store
+	if st == nil {
+		if st, err = openStore(cfg, logger); err != nil {
 			return nil, err
 		}
 	}
+	p.store = diff.Monitor(st)
 	defer func() {
 		if err != nil {
-			p.store.Close()
+			// Whatever was opened, within shutdown_timeout: nothing was
+			// published yet, so nothing is lost.
+			ctx, cancel := context.WithTimeout(context.Background(), max(cfg.ShutdownTimeout, minCloseTime))
+			defer cancel()
+			_ = p.Close(ctx) // err is the one to report
 		}
 	}()
 	if p.sinks, err = buildSinks(ctx, cfg, p.metrics, po.stdout, logger); err != nil {
@@ -286,17 +298,14 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Metrics: p.metrics.diff,
 	})
 	if err != nil {
-		closeSinks(p.sinks)
 		return nil, err
 	}
 	groups, err := p.activeGroups(ctx, cfg.Groups.IDs)
 	if err != nil {
-		closeSinks(p.sinks)
 		return nil, err
 	}
 	p.lister, err = newLister(p.client, cfg, logger)
 	if err != nil {
-		closeSinks(p.sinks)
 		return nil, err
 	}
 	p.sched, err = poller.New(p.lister, p.detector, poller.Options{
@@ -310,7 +319,6 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Metrics:      p.metrics.poller,
 	})
 	if err != nil {
-		closeSinks(p.sinks)
 		return nil, err
 	}
 	return p, nil
@@ -334,19 +342,36 @@ func (p *pipeline) activeGroups(ctx context.Context, ids []string) ([]string, er
 	return out, nil
 }
 
-// close flushes and closes the sinks, then the store.
-func (p *pipeline) close(ctx context.Context) error {
-	return errors.Join(p.fanout.Close(ctx), p.store.Close())
+// Close flushes and closes the sinks, then the store, within ctx. It
+// closes what a failed newPipeline had opened too.
+func (p *pipeline) Close(ctx context.Context) error {
+	var errs []error
+	if p.fanout != nil {
+		errs = append(errs, p.fanout.Close(ctx))
+	} else {
+		for _, s := range p.sinks {
+			errs = append(errs, s.Close(ctx))
+		}
+	}
+	if p.detector != nil {
+		// What quiet polls changed in memory since the last checkpoint
+		// (last-seen times, profiles), so a restart starts from it.
+		errs = append(errs, p.detector.Checkpoint(ctx))
+	}
+	if p.store != nil {
+		errs = append(errs, p.store.Close())
+	}
+	p.hc.CloseIdleConnections() // polls have ended
+	return errors.Join(errs...)
 }
 
 // readiness lists the /readyz checks.
 func (p *pipeline) readiness() []readinessCheck {
 	return []readinessCheck{
 		{"config", func(context.Context) error { return nil }},
-		{"state", func(ctx context.Context) error {
-			_, err := p.store.List(ctx)
-			return err
-		}},
+		// From what the detector's store calls went through, in memory: a
+		// probe does no I/O.
+		{"state", p.store.Healthy},
 		{"sinks", p.fanout.Healthy},
 		{"poller", func(context.Context) error {
 			st := p.sched.Status()

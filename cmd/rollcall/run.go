@@ -9,11 +9,11 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/oklog/run"
 	"go.uber.org/zap"
 
 	"github.com/rollcall-dev/rollcall/diff"
@@ -64,6 +64,8 @@ type daemon struct {
 	logger *zap.Logger
 	// exit ends the process on a second signal; a test hook.
 	exit func(code int)
+	// sigs, when set, replaces the process's signals; a test hook.
+	sigs chan os.Signal
 	// quietInterval skips the short-interval warning (the demo polls fast
 	// on purpose).
 	quietInterval bool
@@ -75,11 +77,15 @@ type daemon struct {
 // drain, even when draining used up shutdown_timeout.
 const minCloseTime = 2 * time.Second
 
+// run starts the daemon's parts as one group of actors and returns when
+// all of them have ended: the pipeline (scheduler and reloads, then the
+// closing of sinks and store) decides when; signal handling, the HTTP
+// server and the readiness updater run until then.
 func (d *daemon) run(parent context.Context) error {
 	if d.exit == nil {
 		d.exit = os.Exit
 	}
-	// run reads this copy: the signal goroutine replaces d.cfg on SIGHUP.
+	// run reads this copy: the reload actor replaces d.cfg on SIGHUP.
 	cfg := d.cfg
 	if cfg.Poll.Interval < 10*time.Second && !d.quietInterval {
 		d.logger.Warn("poll.interval is below the API's cache granularity (10-40s): polls will often return the same snapshot",
@@ -87,54 +93,58 @@ func (d *daemon) run(parent context.Context) error {
 	}
 	// ctx ends on the first signal: no new polls are scheduled, in-flight
 	// ones drain for up to shutdown_timeout (the scheduler's DrainTimeout).
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	ctx, stop := context.WithCancel(parent)
+	defer stop()
+	sigs := d.sigs
+	if sigs == nil {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+	}
 
-	// Sinks connect with the parent context: a signal during startup still
-	// aborts it.
+	// Sinks connect with ctx: the parent's end aborts the start.
 	p, err := newPipeline(ctx, cfg, d.logger, pipelineOptions{once: d.once, stdout: d.stdout})
 	if err != nil {
 		return err
 	}
-
 	var hs *healthServer
 	if addr := *cfg.HTTP.Listen; addr != "" && !d.once {
 		if hs, err = newHealthServer(addr, p.metrics.reg, p.readiness(), d.logger.Named("http")); err != nil {
-			p.close(context.Background())
+			closeCtx, cancel := d.closeContext(cfg.ShutdownTimeout)
+			defer cancel()
+			_ = p.Close(closeCtx) // the listen error is the one to report
 			return err
 		}
 		p.metrics.ready.Set(0)
 	}
 
-	// Reloads run on their own goroutine, one at a time: one that waits
-	// (for a group's state behind a publish to a down sink) must not stop
-	// the signal loop from seeing SIGTERM.
-	reloads := make(chan struct{}, 1)
-	reloadDone := make(chan struct{})
-	go func() {
-		defer close(reloadDone)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-reloads:
-				d.reload(ctx, p)
-			}
-		}
-	}()
-	go d.handleSignals(ctx, cancel, sigs, reloads, cfg.ShutdownTimeout)
-
-	httpDone := make(chan error, 1)
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	var (
+		g                         run.Group
+		runErr, closeErr, httpErr error
+		reloads                   = make(chan struct{}, 1)
+	)
+	g.Add(func() error {
+		runErr, closeErr = d.runPipeline(ctx, stop, p, reloads)
+		return nil
+	}, func(error) { stop() })
+	signalsDone := make(chan struct{})
+	g.Add(func() error {
+		d.handleSignals(stop, sigs, reloads, signalsDone, cfg.ShutdownTimeout)
+		return nil
+	}, func(error) { close(signalsDone) })
 	if hs != nil {
-		go func() { httpDone <- hs.Run(httpCtx) }()
-		go d.updateReady(httpCtx, hs, p)
+		// The server outlives the drain and the closing: /metrics and
+		// /readyz answer until the end.
+		httpCtx, stopHTTP := context.WithCancel(context.Background())
+		g.Add(func() error {
+			httpErr = hs.Run(httpCtx)
+			return httpErr
+		}, func(error) { stopHTTP() })
+		g.Add(func() error {
+			hs.updateReady(httpCtx, p.metrics.ready)
+			return nil
+		}, func(error) { stopHTTP() })
 		hs.logger.Info("http server listening", zap.String("addr", hs.Addr()))
-	} else {
-		httpDone <- nil
 	}
 
 	d.logger.Info("rollcall starting",
@@ -143,33 +153,12 @@ func (d *daemon) run(parent context.Context) error {
 		zap.Duration("interval", cfg.Poll.Interval),
 		zap.Int("sinks", len(p.sinks)),
 		zap.Bool("once", d.once))
+	_ = g.Run() // every actor's outcome is in runErr, closeErr, httpErr
+	return d.outcome(runErr, closeErr, httpErr)
+}
 
-	var runErr error
-	if d.once {
-		runErr = p.sched.RunOnce(ctx)
-	} else {
-		runErr = p.sched.Run(ctx)
-	}
-	cancel() // --once: ends the reload goroutine too
-	<-reloadDone
-
-	// Polls and publishes have finished (or been cut off after
-	// shutdown_timeout); flush and close sinks, then the store, within what
-	// is left of shutdown_timeout since the signal (but at least a moment,
-	// so an acknowledged batch's flush is not cut off at once).
-	closeBy := time.Now().Add(cfg.ShutdownTimeout)
-	if at, ok := d.stopAt.Load().(time.Time); ok {
-		closeBy = at.Add(cfg.ShutdownTimeout)
-	}
-	if floor := time.Now().Add(minCloseTime); closeBy.Before(floor) {
-		closeBy = floor
-	}
-	closeCtx, cancelClose := context.WithDeadline(context.Background(), closeBy)
-	defer cancelClose()
-	closeErr := p.close(closeCtx)
-	stopHTTP()
-	httpErr := <-httpDone
-
+// outcome is the daemon's result from what its actors returned.
+func (d *daemon) outcome(runErr, closeErr, httpErr error) error {
 	var fatal *poller.FatalError
 	switch {
 	case errors.As(runErr, &fatal):
@@ -186,19 +175,66 @@ func (d *daemon) run(parent context.Context) error {
 	return nil
 }
 
-func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, sigs <-chan os.Signal, reloads chan<- struct{}, shutdownTimeout time.Duration) {
+// runPipeline polls until ctx ends (--once: one pass), applying reloads
+// meanwhile, then closes the pipeline.
+func (d *daemon) runPipeline(ctx context.Context, stop context.CancelFunc, p *pipeline, reloads <-chan struct{}) (runErr, closeErr error) {
+	var g run.Group
+	g.Add(func() error {
+		if d.once {
+			return p.sched.RunOnce(ctx)
+		}
+		return p.sched.Run(ctx)
+	}, func(error) { stop() }) // --once: ends a reload in progress too
+	// Reloads run on their own actor, one at a time: one that waits (for a
+	// group's state behind a publish to a down sink) must not stop the
+	// signal actor from seeing SIGTERM; ctx cuts it short.
+	reloadsDone := make(chan struct{})
+	g.Add(func() error {
+		for {
+			select {
+			case <-reloadsDone:
+				return nil
+			case <-reloads:
+				d.reload(ctx, p)
+			}
+		}
+	}, func(error) { close(reloadsDone) })
+	runErr = g.Run() // the scheduler's: the reload actor ends only when told
+
+	// Polls and publishes have finished (or been cut off after
+	// shutdown_timeout), and no reload runs: flush and close.
+	closeCtx, cancel := d.closeContext(p.cfg.ShutdownTimeout)
+	defer cancel()
+	return runErr, p.Close(closeCtx)
+}
+
+// closeContext bounds closing the pipeline: what is left of
+// shutdown_timeout since the first stop signal (from now without one),
+// but at least minCloseTime, so an acknowledged batch's flush is not cut
+// off at once.
+func (d *daemon) closeContext(shutdownTimeout time.Duration) (context.Context, context.CancelFunc) {
+	closeBy := time.Now().Add(shutdownTimeout)
+	if at, ok := d.stopAt.Load().(time.Time); ok {
+		closeBy = at.Add(shutdownTimeout)
+	}
+	if floor := time.Now().Add(minCloseTime); closeBy.Before(floor) {
+		closeBy = floor
+	}
+	return context.WithDeadline(context.Background(), closeBy)
+}
+
+// handleSignals acts on signals until done: the first SIGINT/SIGTERM
+// calls stop (the drain begins), a second one exits at once, SIGHUP asks
+// the reload actor for a reload. It listens through the drain and the
+// closing, so that a second signal is seen there too.
+func (d *daemon) handleSignals(stop context.CancelFunc, sigs <-chan os.Signal, reloads chan<- struct{}, done <-chan struct{}, shutdownTimeout time.Duration) {
 	stopping := false
 	for {
 		var sig os.Signal
 		select {
+		case <-done:
+			return
 		case sig = <-sigs:
-		case <-ctx.Done():
-			if stopping {
-				// Keep listening for a second signal while draining.
-				sig = <-sigs
-			} else {
-				return
-			}
 		}
 		if sig == syscall.SIGHUP {
 			select {
@@ -211,13 +247,13 @@ func (d *daemon) handleSignals(ctx context.Context, cancel context.CancelFunc, s
 			d.logger.Warn("second signal: exiting now; state is committed only up to what sinks acknowledged", zap.Stringer("signal", sig))
 			d.logger.Sync() //nolint:errcheck
 			d.exit(exitAbort)
-			return
+			continue // only a test's exit returns
 		}
 		stopping = true
 		d.stopAt.Store(time.Now())
 		d.logger.Info("signal received: finishing in-flight polls and publishes",
 			zap.Stringer("signal", sig), zap.Duration("shutdown_timeout", shutdownTimeout))
-		cancel()
+		stop()
 	}
 }
 
@@ -331,39 +367,4 @@ func diffStrings(old, cur []string) (added, removed []string) {
 		}
 	}
 	return added, removed
-}
-
-// updateReady keeps the rollcall_ready gauge in step with /readyz.
-func (d *daemon) updateReady(ctx context.Context, hs *healthServer, p *pipeline) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	// The verdict last logged: "" at first, then "ready" or the failing
-	// checks' names (not their texts, which carry counters).
-	was := ""
-	for {
-		now := "ready"
-		names, err := hs.failing(ctx)
-		if err != nil {
-			p.metrics.ready.Set(0)
-			now = strings.Join(names, ",")
-		} else {
-			p.metrics.ready.Set(1)
-		}
-		// Transitions only: a probe every few seconds must not flood the log.
-		switch {
-		case now == was || ctx.Err() != nil:
-		case now == "ready":
-			hs.logger.Info("ready")
-		case was == "": // starting: not ready yet is expected for a moment
-			hs.logger.Info("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
-		default:
-			hs.logger.Warn("not ready", zap.Strings("checks", names), zap.String("reason", err.Error()))
-		}
-		was = now
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

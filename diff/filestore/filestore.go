@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,7 +70,12 @@ type Store struct {
 	closed bool
 }
 
-var _ diff.Store = (*Store)(nil)
+var (
+	_ diff.Store         = (*Store)(nil)
+	_ diff.Lister        = (*Store)(nil)
+	_ diff.HealthChecker = (*Store)(nil)
+	_ io.Closer          = (*Store)(nil)
+)
 
 // Open creates dir if needed, locks it exclusively (flock on dir/LOCK, so
 // two rollcall processes cannot share it; the kernel releases the lock
@@ -367,7 +373,7 @@ func (s *Store) write(p string, b []byte) error {
 	return nil
 }
 
-// List implements diff.Store. Files that are not state files are ignored.
+// List implements diff.Lister. Files that are not state files are ignored.
 func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -394,7 +400,19 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Close releases the directory lock. It waits for calls in progress;
+// Healthy implements diff.HealthChecker without touching the disk (it
+// runs on every readiness probe): only a closed store is unhealthy. Disk
+// trouble shows in the errors of Load and Save.
+func (s *Store) Healthy(context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return diff.ErrClosed
+	}
+	return nil
+}
+
+// Close implements io.Closer: it releases the directory lock. It waits for calls in progress;
 // later calls fail with diff.ErrClosed. Closing twice is a no-op.
 func (s *Store) Close() error {
 	s.mu.Lock()

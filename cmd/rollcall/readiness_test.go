@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
+)
+
+// countingStore is a memory store that counts every call and can fail
+// its loads.
+type countingStore struct {
+	*diff.MemoryStore
+	mu      sync.Mutex
+	calls   int
+	loadErr error
+}
+
+func (s *countingStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func (s *countingStore) Load(ctx context.Context, id string) (*diff.State, error) {
+	s.mu.Lock()
+	s.calls++
+	err := s.loadErr
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s.MemoryStore.Load(ctx, id)
+}
+
+func (s *countingStore) Save(ctx context.Context, st *diff.State) error {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	return s.MemoryStore.Save(ctx, st)
+}
+
+func (s *countingStore) SaveOutbox(ctx context.Context, id string, p *diff.Pending) error {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	return s.MemoryStore.SaveOutbox(ctx, id, p)
+}
+
+func (s *countingStore) List(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	return s.MemoryStore.List(ctx)
+}
+
+// probe runs /readyz once and returns the status and body.
+func probe(t *testing.T, hs *healthServer) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	hs.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	return rec.Code, rec.Body.String()
+}
+
+// TestReadinessStateFromMemory: the "state" check of /readyz reads what
+// the store's recent operations did, never the store itself; failing
+// operations and a closed store fail it.
+func TestReadinessStateFromMemory(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	api.AddGroup("@TGS#room")
+	e := newEnv(t, api, []string{"@TGS#room"}, "")
+	t.Setenv("ROLLCALL_TEST_KEY", api.Key())
+	cfg, err := LoadConfig(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{MemoryStore: diff.NewMemoryStore()}
+	ctx := context.Background()
+	p, err := newPipeline(ctx, cfg, zaptest.NewLogger(t), pipelineOptions{stdout: io.Discard, store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := newHealthServer("127.0.0.1:0", p.metrics.reg, p.readiness(), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.ln.Close()
+
+	before := st.count()
+	for range 5 {
+		if _, body := probe(t, hs); !strings.Contains(body, "[+] state ok") {
+			t.Fatalf("fresh store: /readyz =\n%s", body)
+		}
+	}
+	if n := st.count() - before; n != 0 {
+		t.Fatalf("5 probes made %d store calls, want none", n)
+	}
+
+	st.mu.Lock()
+	st.loadErr = errors.New("disk on fire")
+	st.mu.Unlock()
+	for range 3 {
+		if _, err := p.detector.Dismissed(ctx, "@TGS#room"); err == nil {
+			t.Fatal("Dismissed over a failing store succeeded")
+		}
+	}
+	code, body := probe(t, hs)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-] state: ") || !strings.Contains(body, "disk on fire") {
+		t.Fatalf("failing store: /readyz = %d\n%s", code, body)
+	}
+
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	st.loadErr = nil
+	st.mu.Unlock()
+	code, body = probe(t, hs)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-] state: "+diff.ErrClosed.Error()) {
+		t.Fatalf("closed store: /readyz = %d\n%s", code, body)
+	}
+}
