@@ -45,12 +45,9 @@ type CreateTopicConfig struct {
 // broker's default: the file has always meant one partition and one
 // replica, and changing that would change the topics rollcall creates.
 func (c *Config) SetDefaults() {
-	if c.Mode == "" {
-		c.Mode = ModeStructured
-	}
-	if c.Compression == "" {
-		c.Compression = "none"
-	}
+	// New's own defaults, so the two cannot drift apart.
+	o := Options{Mode: c.Mode, Compression: c.Compression}.withDefaults()
+	c.Mode, c.Compression = o.Mode, o.Compression
 	if t := c.CreateTopic; t != nil {
 		if t.Partitions == 0 {
 			t.Partitions = 1

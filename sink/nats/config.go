@@ -29,15 +29,12 @@ type Config struct {
 // SetDefaults fills the subject prefix and stream name the sink would use
 // anyway, so that the loaded configuration shows them.
 func (c *Config) SetDefaults() {
-	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = DefaultSubjectPrefix
-	}
 	if c.Stream == nil {
 		c.Stream = &StreamOptions{}
 	}
-	if c.Stream.Name == "" {
-		c.Stream.Name = DefaultStreamName
-	}
+	// New's own defaults, so the two cannot drift apart.
+	o := Options{SubjectPrefix: c.SubjectPrefix, Stream: *c.Stream}.withDefaults()
+	c.SubjectPrefix, *c.Stream = o.SubjectPrefix, o.Stream
 }
 
 // Validate checks c after SetDefaults and reads password_file and
