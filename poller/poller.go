@@ -191,18 +191,15 @@ func New(l Lister, h Handler, o Options) (*Scheduler, error) {
 	if o.SDKAppID == 0 {
 		return nil, errors.New("poller: sdkappid is required")
 	}
-	switch {
-	case o.Interval < 0:
+	if o.Interval < 0 {
 		return nil, fmt.Errorf("poll.interval %s: must be positive", o.Interval)
-	case o.Interval == 0:
-		o.Interval = DefaultInterval
 	}
-	switch {
-	case o.Concurrency < 0:
+	if o.Concurrency < 0 {
 		return nil, fmt.Errorf("poll.concurrency %d: must be positive", o.Concurrency)
-	case o.Concurrency == 0:
-		o.Concurrency = DefaultConcurrency
 	}
+	c := Config{Interval: o.Interval, Concurrency: o.Concurrency}
+	c.SetDefaults()
+	o.Interval, o.Concurrency = c.Interval, c.Concurrency
 	switch {
 	case o.PageSize < 0:
 		return nil, fmt.Errorf("page size %d: must be positive", o.PageSize)

@@ -3,9 +3,10 @@ package sink
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
+
+	"github.com/rollcall-dev/rollcall/schema/config"
 )
 
 // TLSOptions is the `tls` block shared by the network sinks. Without CA
@@ -18,10 +19,11 @@ type TLSOptions struct {
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
-// Validate checks what can be checked without reading the files.
+// Validate checks what can be checked without reading the files. The
+// error is a *config.FieldError for "tls".
 func (o TLSOptions) Validate() error {
 	if (o.Cert == "") != (o.Key == "") {
-		return errors.New("tls: cert and key must be set together")
+		return config.Errorf("tls", "cert and key must be set together")
 	}
 	return nil
 }
@@ -29,8 +31,37 @@ func (o TLSOptions) Validate() error {
 // Config loads the files into a tls.Config (TLS 1.2 or later). Errors name
 // the key and the file, never the contents.
 func (o TLSOptions) Config() (*tls.Config, error) {
+	c, fe := o.load()
+	if fe != nil {
+		if fe.Path == "tls.cert" {
+			// The pair is loaded together; either file may be at fault.
+			return nil, fmt.Errorf("tls.cert, tls.key: %s", fe.Msg)
+		}
+		return nil, fe
+	}
+	return c, nil
+}
+
+// CheckFiles is Validate plus loading the files, as configuration loading
+// wants it: each error is a *config.FieldError naming one key of the
+// sink's block ("tls.ca").
+func (o TLSOptions) CheckFiles() error {
+	for _, f := range []struct{ key, path string }{{"ca", o.CA}, {"cert", o.Cert}, {"key", o.Key}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				return config.Errorf("tls."+f.key, "%v", err)
+			}
+		}
+	}
+	if _, fe := o.load(); fe != nil {
+		return fe
+	}
+	return nil
+}
+
+func (o TLSOptions) load() (*tls.Config, *config.FieldError) {
 	if err := o.Validate(); err != nil {
-		return nil, err
+		return nil, err.(*config.FieldError)
 	}
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -40,18 +71,18 @@ func (o TLSOptions) Config() (*tls.Config, error) {
 	if o.CA != "" {
 		pem, err := os.ReadFile(o.CA)
 		if err != nil {
-			return nil, fmt.Errorf("tls.ca: %w", err)
+			return nil, config.Errorf("tls.ca", "%v", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca: no PEM certificate in %s", o.CA)
+			return nil, config.Errorf("tls.ca", "no PEM certificate in %s", o.CA)
 		}
 		c.RootCAs = pool
 	}
 	if o.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(o.Cert, o.Key)
 		if err != nil {
-			return nil, fmt.Errorf("tls.cert, tls.key: %w", err)
+			return nil, config.Errorf("tls.cert", "%v", err)
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
+	"github.com/rollcall-dev/rollcall/schema/config"
 )
 
 const minimalConfig = `
@@ -127,10 +128,10 @@ shutdown_timeout: 5s
 	if c.Tencent.SecretKey != "from-file" || c.Tencent.RateLimit != 50 || *c.Groups.Mark != 1000 {
 		t.Errorf("tencent/groups wrong: %+v mark=%v", c.Tencent, c.Groups.Mark)
 	}
-	if c.Sinks[1].SASL.Password != "kafka-pw" || c.Sinks[1].Retry.MaxElapsedTime != 5*time.Second {
+	if c.Sinks[1].Kafka.SASL.Password != "kafka-pw" || c.Sinks[1].Retry.MaxElapsedTime != 5*time.Second {
 		t.Errorf("kafka sink wrong: %+v", c.Sinks[1])
 	}
-	if got := c.Sinks[2]; got.URL[0] != "nats://127.0.0.1:4222" || got.SubjectPrefix != "rollcall" || got.Stream.Name != "ROLLCALL" {
+	if got := c.Sinks[2].NATS; got.URL[0] != "nats://127.0.0.1:4222" || got.SubjectPrefix != "rollcall" || got.Stream.Name != "ROLLCALL" {
 		t.Errorf("nats sink wrong: %+v", got)
 	}
 	if *c.HTTP.Listen != "" {
@@ -216,7 +217,7 @@ func TestParseConfigNotYAML(t *testing.T) {
 }
 
 func TestSecretNeverPrints(t *testing.T) {
-	s := Secret("hunter2")
+	s := config.Secret("hunter2")
 	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %s %#v", s, s, s)} {
 		if strings.Contains(out, "hunter2") {
 			t.Fatalf("secret printed: %s", out)

@@ -13,8 +13,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rollcall-dev/rollcall/diff/filestore"
+	"github.com/rollcall-dev/rollcall/poller"
+	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/config"
+	"github.com/rollcall-dev/rollcall/sink"
 )
 
 // simGroups creates n groups with members each on the fake API.
@@ -78,18 +83,23 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	empty := ""
 	cfg := &Config{
-		Tencent: TencentConfig{
-			SDKAppID: api.SDKAppID(), Identifier: tencenttest.DefaultAdmin, SecretKey: Secret(api.Key()),
-			UserSigExpire: defaultUserSigExpire, Endpoint: api.URL, RateLimit: defaultRateLimit,
-			RequestTimeout: min(defaultRequestTimeout, *interval/2),
-		},
-		Groups:          GroupsConfig{IDs: ids},
-		Poll:            PollConfig{Interval: *interval, MemberCap: defaultMemberCap, Baseline: "emit", Concurrency: defaultConcurrency},
-		State:           StateConfig{Driver: "memory"},
-		Sinks:           []SinkConfig{{Type: "stdout", Retry: &RetryConfig{InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second}}},
+		Tencent: TencentConfig{Config: tencent.Config{
+			SDKAppID: api.SDKAppID(), Identifier: tencenttest.DefaultAdmin, SecretKey: config.Secret(api.Key()), Endpoint: api.URL,
+		}},
+		Groups: GroupsConfig{IDs: ids},
+		Poll:   PollConfig{Config: poller.Config{Interval: *interval}},
+		State:  filestore.Config{Driver: filestore.DriverMemory},
+		Sinks: []SinkConfig{{Type: "stdout", Stdout: &sink.StdoutConfig{},
+			Retry: &sink.RetryConfig{InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second}}},
 		HTTP:            HTTPConfig{Listen: &empty},
 		Log:             LogConfig{Level: *logLevel, Format: *logFormat},
 		ShutdownTimeout: 5 * time.Second,
+	}
+	// The packages' defaults, but not their checks: the demo polls faster
+	// than a configuration may.
+	cfg.setDefaults()
+	if _, err := cfg.Tencent.FitPollInterval(*interval); err != nil {
+		return err
 	}
 	logger.Info("demo: simulated Tencent Chat API with churning members; events follow on stdout (Ctrl-C to stop)",
 		zap.Strings("groups", ids), zap.String("api", api.URL))

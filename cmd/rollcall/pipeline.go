@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rollcall-dev/rollcall/diff"
-	"github.com/rollcall-dev/rollcall/diff/filestore"
 	"github.com/rollcall-dev/rollcall/poller"
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
@@ -150,47 +149,40 @@ type stateStore interface {
 }
 
 func openStore(cfg *Config, logger *zap.Logger) (stateStore, error) {
-	if cfg.State.Driver == "memory" {
-		return diff.NewMemoryStore(), nil
-	}
-	st, err := filestore.Open(cfg.State.Path, logger)
+	st, err := cfg.State.Open(logger)
 	if err != nil {
-		return nil, fmt.Errorf("state.path: %w", err)
+		return nil, err
 	}
-	return st, nil
+	return st.(stateStore), nil // both drivers list and close
 }
 
-// buildSink connects one configured sink. The set of sinks is small and
-// closed, so an explicit switch beats a registry.
+// buildSink connects one configured sink.
 func buildSink(ctx context.Context, sc *SinkConfig, m *metricsSet, stdout io.Writer, logger *zap.Logger) (sink.Sink, error) {
 	l := logger.Named("sink").With(zap.String("sink", sc.DisplayName()))
-	switch sc.Type {
-	case "stdout":
-		return named(sink.NewStdout(stdout), sc), nil
-	case "file":
-		f, err := sink.NewFile(sink.FileOptions{Dir: sc.Path, Gzip: sc.Gzip, Logger: l})
-		if err != nil {
-			return nil, err
-		}
-		return named(f, sc), nil
-	case "kafka":
-		o := sc.kafkaOptions()
+	var s sink.Sink
+	var err error
+	switch b := sc.block().(type) {
+	case *sink.StdoutConfig:
+		s = sink.NewStdout(stdout)
+	case *sink.FileConfig:
+		o := b.Options()
+		o.Logger = l
+		s, err = sink.NewFile(o)
+	case *kafka.Config:
+		o := b.Options()
 		o.Metrics, o.Logger = m.kafka, l
-		k, err := kafka.New(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		return named(k, sc), nil
-	case "nats":
-		o := sc.natsOptions()
+		s, err = kafka.New(ctx, o)
+	case *nats.Config:
+		o := b.Options()
 		o.Metrics, o.Logger = m.nats.For(sc.DisplayName()), l
-		n, err := nats.New(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		return named(n, sc), nil
+		s, err = nats.New(ctx, o)
+	default:
+		return nil, fmt.Errorf("unknown sink type %q", sc.Type)
 	}
-	return nil, fmt.Errorf("unknown sink type %q", sc.Type)
+	if err != nil {
+		return nil, err
+	}
+	return named(s, sc), nil
 }
 
 // renamedSink gives a sink the name from the configuration (sinks[].name),
@@ -272,12 +264,8 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 	retries := map[string]sink.RetryOptions{}
 	for i := range cfg.Sinks {
 		sc := &cfg.Sinks[i]
-		r := sink.RetryOptions{InitialInterval: sc.Retry.InitialInterval, MaxInterval: sc.Retry.MaxInterval}
-		if po.once {
-			// The daemon retries without limit; a one-shot run must end.
-			r.MaxElapsedTime = sc.Retry.MaxElapsedTime
-		}
-		retries[sc.DisplayName()] = r
+		// The daemon retries without limit; a one-shot run must end.
+		retries[sc.DisplayName()] = sc.Retry.Options(po.once)
 	}
 	p.fanout = sink.NewFanout(p.sinks, sink.FanoutOptions{SinkRetry: retries, Logger: logger, Metrics: p.metrics.sink})
 	var confirmer diff.Confirmer // a nil interface, not a nil *Client
@@ -410,7 +398,7 @@ func warnStaticUserSig(sig string, now time.Time, logger *zap.Logger) {
 	if err != nil {
 		return // validated with the config
 	}
-	exp := staticUserSigExpiry(doc)
+	exp := tencent.StaticUserSigExpiry(doc)
 	if left := exp.Sub(now); left < staticUserSigWarning {
 		logger.Warn("the configured usersig expires soon and rollcall cannot renew it; configure tencent.secret_key instead, or replace it in time",
 			zap.Time("expires_at", exp), zap.Duration("left", left.Round(time.Minute)))

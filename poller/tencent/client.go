@@ -22,7 +22,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,12 +180,7 @@ func New(o Options) (*Client, error) {
 	} else {
 		r, ok := regions[o.Region]
 		if !ok {
-			names := make([]string, 0, len(regions))
-			for n := range regions {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			return nil, fmt.Errorf("tencent: region %q unknown: want one of %s, or an endpoint", o.Region, strings.Join(names, ", "))
+			return nil, fmt.Errorf("tencent: region %q unknown: want one of %s, or an endpoint", o.Region, regionNames())
 		}
 		bases = []string{"https://" + r.primary}
 		if r.backup != "" {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollcall-dev/rollcall/schema/config"
 	"github.com/rollcall-dev/rollcall/sink"
 
 	"go.uber.org/zap"
@@ -135,66 +136,66 @@ type CreateTopicOptions struct {
 
 var codecs = map[string]bool{"": true, "none": true, "gzip": true, "snappy": true, "lz4": true, "zstd": true}
 
-// Validate checks o without any I/O. Each message starts with the YAML key
-// at fault, relative to the sink's block (e.g. "sasl.mechanism: ..."); all
-// problems are reported, joined.
+// Validate checks o without any I/O. Each problem is a *config.FieldError
+// whose path is the YAML key at fault, relative to the sink's block (e.g.
+// "sasl.mechanism: ..."); all problems are reported, joined.
 func Validate(o Options) error {
 	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	add := func(path, format string, args ...any) { errs = append(errs, config.Errorf(path, format, args...)) }
 
 	if len(o.Brokers) == 0 {
-		add("brokers: at least one broker is required")
+		add("brokers", "at least one broker is required")
 	}
 	for i, b := range o.Brokers {
 		host, port, err := net.SplitHostPort(b)
 		if err != nil || host == "" || port == "" {
-			add("brokers[%d]: %q is not host:port", i, b)
+			add(fmt.Sprintf("brokers[%d]", i), "%q is not host:port", b)
 		}
 	}
 	if err := validTopic(o.Topic); err != nil {
-		add("topic: %v", err)
+		add("topic", "%v", err)
 	}
 	switch o.Mode {
 	case "", ModeStructured, ModeBinary:
 	default:
-		add("mode: unknown mode %q (want structured|binary)", o.Mode)
+		add("mode", "unknown mode %q (want structured|binary)", o.Mode)
 	}
 	if !codecs[o.Compression] {
-		add("compression: unknown codec %q (want none|gzip|snappy|lz4|zstd)", o.Compression)
+		add("compression", "unknown codec %q (want none|gzip|snappy|lz4|zstd)", o.Compression)
 	}
 	if o.BatchSize < 0 {
-		add("batch_size: must not be negative, got %d", o.BatchSize)
+		add("batch_size", "must not be negative, got %d", o.BatchSize)
 	}
 	if o.BatchTimeout < 0 {
-		add("batch_timeout: must not be negative, got %s", o.BatchTimeout)
+		add("batch_timeout", "must not be negative, got %s", o.BatchTimeout)
 	}
 	if o.WriteTimeout < 0 {
-		add("write_timeout: must not be negative, got %s", o.WriteTimeout)
+		add("write_timeout", "must not be negative, got %s", o.WriteTimeout)
 	}
 	if t := o.TLS; t != nil {
 		if err := t.Validate(); err != nil {
-			add("%v", err)
+			errs = append(errs, err)
 		}
 	}
 	if s := o.SASL; s != nil {
 		switch s.Mechanism {
 		case MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512:
 		default:
-			add("sasl.mechanism: unknown mechanism %q (want plain|scram-sha-256|scram-sha-512)", s.Mechanism)
+			add("sasl.mechanism", "unknown mechanism %q (want plain|scram-sha-256|scram-sha-512)", s.Mechanism)
 		}
 		if s.Username == "" {
-			add("sasl.username: required")
+			add("sasl.username", "required")
 		}
 		if s.Password == "" {
-			add("sasl.password: required")
+			add("sasl.password", "required")
 		}
 	}
 	if c := o.CreateTopic; c != nil {
 		if c.Partitions < 0 {
-			add("create_topic.partitions: must not be negative, got %d", c.Partitions)
+			add("create_topic.partitions", "must not be negative, got %d", c.Partitions)
 		}
 		if c.ReplicationFactor < 0 || c.ReplicationFactor > 32767 {
-			add("create_topic.replication: must be between 0 and 32767, got %d", c.ReplicationFactor)
+			add("create_topic.replication", "must be between 0 and 32767, got %d", c.ReplicationFactor)
 		}
 	}
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollcall-dev/rollcall/schema/config"
 	"github.com/rollcall-dev/rollcall/sink"
 
 	"go.uber.org/zap"
@@ -93,25 +94,27 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Validate checks o after defaults are applied. Error messages start with
-// the offending key, relative to the sink's configuration block
-// ("url[1]: ...", "subject_prefix: ...").
+// Validate checks o after defaults are applied. Each problem is a
+// *config.FieldError whose path is the offending key, relative to the
+// sink's configuration block ("url[1]: ...", "subject_prefix: ..."); a
+// problem no single key owns has an empty path.
 func Validate(o Options) error {
 	o = o.withDefaults()
 	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, config.Errorf(path, format, args...)) }
 	if len(o.URLs) == 0 {
-		errs = append(errs, errors.New("url: at least one server URL is required"))
+		add("url", "at least one server URL is required")
 	}
 	for i, u := range o.URLs {
 		if err := validateURL(u); err != nil {
-			errs = append(errs, fmt.Errorf("url[%d]: %w", i, err))
+			add(fmt.Sprintf("url[%d]", i), "%v", err)
 		}
 	}
 	if !validPrefix(o.SubjectPrefix) {
-		errs = append(errs, fmt.Errorf("subject_prefix: %q must be dot-separated tokens of [A-Za-z0-9_-], without wildcards", o.SubjectPrefix))
+		add("subject_prefix", "%q must be dot-separated tokens of [A-Za-z0-9_-], without wildcards", o.SubjectPrefix)
 	}
 	if o.JetStream && !validStreamName(o.Stream.Name) {
-		errs = append(errs, fmt.Errorf("stream.name: %q must not contain whitespace, '.', '*', '>', '/' or '\\'", o.Stream.Name))
+		add("stream.name", "%q must not contain whitespace, '.', '*', '>', '/' or '\\'", o.Stream.Name)
 	}
 	methods := 0
 	for _, set := range []bool{o.CredsFile != "", o.NKeyFile != "", o.User != "" || o.Password != "", o.Token != ""} {
@@ -120,13 +123,13 @@ func Validate(o Options) error {
 		}
 	}
 	if methods > 1 {
-		errs = append(errs, errors.New("creds_file, nkey_file, user/password, token: set at most one"))
+		add("", "creds_file, nkey_file, user/password, token: set at most one")
 	}
 	if o.Password != "" && o.User == "" {
-		errs = append(errs, errors.New("user: required with password"))
+		add("user", "required with password")
 	}
 	if o.User != "" && o.Password == "" {
-		errs = append(errs, errors.New("password: required with user"))
+		add("password", "required with user")
 	}
 	if t := o.TLS; t != nil {
 		if err := t.Validate(); err != nil {
@@ -134,7 +137,7 @@ func Validate(o Options) error {
 		}
 	}
 	if o.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("publish_timeout: %s must be positive", o.PublishTimeout))
+		add("publish_timeout", "%s must be positive", o.PublishTimeout)
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,103 @@
+package nats
+
+import (
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rollcall-dev/rollcall/schema/config"
+)
+
+// Config is a nats sink's block of the configuration file. Unlike
+// Options, its secrets may come from files and never print.
+type Config struct {
+	URL            config.StringList `yaml:"url"`
+	SubjectPrefix  string            `yaml:"subject_prefix"`
+	JetStream      bool              `yaml:"jetstream"`
+	Stream         *StreamOptions    `yaml:"stream"`
+	CredsFile      string            `yaml:"creds_file"`
+	NKeyFile       string            `yaml:"nkey_file"`
+	User           string            `yaml:"user"`
+	Password       config.Secret     `yaml:"password"`
+	PasswordFile   string            `yaml:"password_file"`
+	Token          config.Secret     `yaml:"token"`
+	TokenFile      string            `yaml:"token_file"`
+	TLS            *TLSOptions       `yaml:"tls"`
+	PublishTimeout time.Duration     `yaml:"publish_timeout"`
+}
+
+// SetDefaults fills the subject prefix and stream name the sink would use
+// anyway, so that the loaded configuration shows them.
+func (c *Config) SetDefaults() {
+	if c.Stream == nil {
+		c.Stream = &StreamOptions{}
+	}
+	// New's own defaults, so the two cannot drift apart.
+	o := Options{SubjectPrefix: c.SubjectPrefix, Stream: *c.Stream}.withDefaults()
+	c.SubjectPrefix, *c.Stream = o.SubjectPrefix, o.Stream
+}
+
+// Validate checks c after SetDefaults and reads password_file and
+// token_file. Errors are *config.FieldError relative to the sink's block;
+// the checks here give the configuration file's wording and name one key
+// each, Validate (run last) everything else the sink would refuse.
+func (c *Config) Validate() error {
+	if c.TLS != nil {
+		if err := c.TLS.CheckFiles(); err != nil {
+			return err
+		}
+	}
+	if len(c.URL) == 0 {
+		return config.Errorf("url", "at least one server URL is required")
+	}
+	if !validPrefix(c.SubjectPrefix) {
+		return config.Errorf("subject_prefix", "must be dot-separated tokens of [A-Za-z0-9_-], got %q", c.SubjectPrefix)
+	}
+	if c.Stream.Create && !c.JetStream {
+		return config.Errorf("stream.create", "needs jetstream: true")
+	}
+	if err := config.ResolveSecret(&c.Password, c.PasswordFile, "password"); err != nil {
+		return err
+	}
+	if err := config.ResolveSecret(&c.Token, c.TokenFile, "token"); err != nil {
+		return err
+	}
+	for _, f := range []struct{ key, path string }{{"creds_file", c.CredsFile}, {"nkey_file", c.NKeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				return config.Errorf(f.key, "%v", err)
+			}
+		}
+	}
+	if c.Password != "" && c.User == "" {
+		return config.Errorf("user", "required with password")
+	}
+	// Validate refuses two ways too, but names no single key.
+	var auth []string
+	for _, m := range []struct {
+		key string
+		set bool
+	}{{"creds_file", c.CredsFile != ""}, {"nkey_file", c.NKeyFile != ""}, {"token", c.Token != ""}, {"user", c.User != ""}} {
+		if m.set {
+			auth = append(auth, m.key)
+		}
+	}
+	if len(auth) > 1 {
+		return config.Errorf(auth[0], "set one way to authenticate, not %s", strings.Join(auth, " and "))
+	}
+	return Validate(c.Options())
+}
+
+// Options is the sink's configuration, without its logger and metrics.
+func (c *Config) Options() Options {
+	o := Options{
+		URLs: c.URL, SubjectPrefix: c.SubjectPrefix, JetStream: c.JetStream,
+		CredsFile: c.CredsFile, NKeyFile: c.NKeyFile, User: c.User,
+		Password: string(c.Password), Token: string(c.Token),
+		TLS: c.TLS, PublishTimeout: c.PublishTimeout,
+	}
+	if c.Stream != nil {
+		o.Stream = *c.Stream
+	}
+	return o
+}
