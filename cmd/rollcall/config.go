@@ -26,14 +26,14 @@ import (
 // The YAML key names are rollcall's public interface and are documented
 // in the README and deploy/rollcall.example.yaml.
 type Config struct {
-	Tencent         TencentConfig    `yaml:"tencent"`
-	Groups          GroupsConfig     `yaml:"groups"`
-	Poll            PollConfig       `yaml:"poll"`
-	State           filestore.Config `yaml:"state"`
-	Sinks           []SinkConfig     `yaml:"sinks"`
-	HTTP            HTTPConfig       `yaml:"http"`
-	Log             LogConfig        `yaml:"log"`
-	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
+	Tencent         TencentConfig `yaml:"tencent"`
+	Groups          GroupsConfig  `yaml:"groups"`
+	Poll            PollConfig    `yaml:"poll"`
+	State           StateConfig   `yaml:"state"`
+	Sinks           []SinkConfig  `yaml:"sinks"`
+	HTTP            HTTPConfig    `yaml:"http"`
+	Log             LogConfig     `yaml:"log"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // TencentConfig is the `tencent` section.
@@ -49,6 +49,13 @@ type TencentConfig struct {
 type GroupsConfig struct {
 	IDs  []string `yaml:"ids"`
 	Mark *int64   `yaml:"mark"`
+}
+
+// StateConfig is the `state` section: the store (filestore) and how often
+// the detector writes what quiet polls change (diff).
+type StateConfig struct {
+	filestore.Config      `yaml:",inline"` // driver, path
+	diff.CheckpointConfig `yaml:",inline"` // checkpoint_interval
 }
 
 // PollConfig is the `poll` section; each package reads its part.
@@ -68,6 +75,10 @@ func (p *PollConfig) setDefaults() {
 // explicit empty value (disable the server) differs from an absent one.
 type HTTPConfig struct {
 	Listen *string `yaml:"listen"`
+	// PProf serves net/http/pprof under /debug/pprof/ on the same
+	// listener: off by default, as profiles show internals to whoever can
+	// reach the port.
+	PProf bool `yaml:"pprof"`
 }
 
 // LogConfig is the `log` section.
@@ -222,7 +233,8 @@ func ParseConfig(b []byte, lookupEnv func(string) (string, bool)) (*Config, erro
 func (c *Config) setDefaults() {
 	c.Tencent.SetDefaults()
 	c.Poll.setDefaults()
-	c.State.SetDefaults()
+	c.State.Config.SetDefaults()
+	c.State.CheckpointConfig.SetDefaults()
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
 		if s.Retry == nil {
@@ -268,7 +280,7 @@ func (c *Config) validate() error {
 	if err := errors.Join(c.Poll.PollConfig.Validate(), c.Poll.BaselineConfig.Validate()); err != nil {
 		return fieldErr("poll", err)
 	}
-	if err := c.State.Validate(); err != nil {
+	if err := errors.Join(c.State.Config.Validate(), c.State.CheckpointConfig.Validate()); err != nil {
 		return fieldErr("state", err)
 	}
 	if err := c.validateSinks(); err != nil {

@@ -58,6 +58,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"concurrency", c.Poll.Concurrency, 8},
 		{"state.driver", c.State.Driver, "file"},
 		{"state.path", c.State.Path, "state"},
+		{"state.checkpoint_interval", c.State.Interval(), time.Minute},
+		{"http.pprof", c.HTTP.PProf, false},
 		{"http.listen", *c.HTTP.Listen, "127.0.0.1:9464"},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "json"},
@@ -68,6 +70,12 @@ func TestParseConfigDefaults(t *testing.T) {
 		if ch.got != ch.want {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
 		}
+	}
+	// state.checkpoint_interval: 0 (every poll, as before it existed)
+	// differs from unset.
+	every, err := ParseConfig([]byte(minimalConfig+"state: {checkpoint_interval: 0s}\n"), env("KEY", "k"))
+	if err != nil || every.State.Interval() != 0 {
+		t.Errorf("checkpoint_interval 0 = %v, %v; want 0", every.State.Interval(), err)
 	}
 	// Left unset, the request timeout fits a short interval: a call and a
 	// retry within one cycle.
@@ -159,6 +167,8 @@ func TestParseConfigErrorsNameTheKey(t *testing.T) {
 		{"dup group", strings.Replace(minimalConfig, `"room-2"`, `"@TGS#a"`, 1), "groups.ids[1]"},
 		{"bad baseline", minimalConfig + "poll: {baseline: loud}\n", "poll.baseline"},
 		{"bad interval", minimalConfig + "poll: {interval: 10ms}\n", "poll.interval"},
+		{"negative checkpoint interval", minimalConfig + "state: {checkpoint_interval: -1s}\n", "state.checkpoint_interval"},
+		{"pprof not a bool", minimalConfig + "http: {pprof: maybe}\n", "http.pprof"},
 		{"interval not a duration", minimalConfig + "poll: {interval: often}\n", "poll.interval"},
 		{"timeout above interval", strings.Replace(minimalConfig, "  endpoint:", "  request_timeout: 3s\n  endpoint:", 1) + "poll: {interval: 2s}\n", "tencent.request_timeout"},
 		{"rate limit NaN", strings.Replace(minimalConfig, "  endpoint:", "  rate_limit: .nan\n  endpoint:", 1), "tencent.rate_limit"},

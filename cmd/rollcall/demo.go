@@ -88,7 +88,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}},
 		Groups: GroupsConfig{IDs: ids},
 		Poll:   PollConfig{Config: poller.Config{Interval: *interval}},
-		State:  filestore.Config{Driver: filestore.DriverMemory},
+		State:  StateConfig{Config: filestore.Config{Driver: filestore.DriverMemory}},
 		Sinks: []SinkConfig{{Type: "stdout", Stdout: &sink.StdoutConfig{},
 			Retry: &sink.RetryConfig{InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second}}},
 		HTTP:            HTTPConfig{Listen: &empty},

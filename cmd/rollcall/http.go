@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"strings"
 	"time"
 
@@ -30,7 +31,7 @@ type healthServer struct {
 
 // newHealthServer listens on addr right away, so a port conflict is an
 // error at startup rather than a log line later.
-func newHealthServer(addr string, reg *prometheus.Registry, checks []readinessCheck, logger *zap.Logger) (*healthServer, error) {
+func newHealthServer(addr string, reg *prometheus.Registry, checks []readinessCheck, pprof bool, logger *zap.Logger) (*healthServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
@@ -43,6 +44,15 @@ func newHealthServer(addr string, reg *prometheus.Registry, checks []readinessCh
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", h.readyz)
+	if pprof {
+		// net/http/pprof registers on http.DefaultServeMux when imported;
+		// route its handlers onto this mux instead.
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	}
 	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return h, nil
 }

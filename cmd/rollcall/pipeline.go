@@ -277,7 +277,8 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Publisher: p.fanout,
 		Confirmer: confirmer,
 		// A confirmation is part of the poll: it ends with the cycle.
-		ConfirmTimeout: cfg.Poll.Interval,
+		ConfirmTimeout:     cfg.Poll.Interval,
+		CheckpointInterval: cfg.State.Interval(),
 		Diff: diff.Options{
 			SDKAppID: cfg.Tencent.SDKAppID,
 			Baseline: diff.BaselineMode(cfg.Poll.Baseline),

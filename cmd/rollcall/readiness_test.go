@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -89,7 +90,7 @@ func TestReadinessStateFromMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, err := newHealthServer("127.0.0.1:0", p.metrics.reg, p.readiness(), zaptest.NewLogger(t))
+	hs, err := newHealthServer("127.0.0.1:0", p.metrics.reg, p.readiness(), false, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,5 +130,52 @@ func TestReadinessStateFromMemory(t *testing.T) {
 	code, body = probe(t, hs)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-] state: "+diff.ErrClosed.Error()) {
 		t.Fatalf("closed store: /readyz = %d\n%s", code, body)
+	}
+}
+
+// TestCheckpointIntervalReachesTheDetector: with state.checkpoint_interval
+// at its default a quiet poll writes nothing; at 0 it writes every poll;
+// closing the pipeline writes what quiet polls changed.
+func TestCheckpointIntervalReachesTheDetector(t *testing.T) {
+	for _, tc := range []struct {
+		yaml        string
+		quietWrites int
+	}{{"", 0}, {"  checkpoint_interval: 0s\n", 1}} {
+		api := newAPI(t, tencenttest.Options{})
+		api.AddGroup("@TGS#room")
+		e := newEnv(t, api, []string{"@TGS#room"}, "")
+		t.Setenv("ROLLCALL_TEST_KEY", api.Key())
+		b, err := os.ReadFile(e.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := strings.Replace(string(b), "  driver: file\n", "  driver: file\n"+tc.yaml, 1)
+		cfg, err := ParseConfig([]byte(y), os.LookupEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &countingStore{MemoryStore: diff.NewMemoryStore()}
+		ctx := context.Background()
+		p, err := newPipeline(ctx, cfg, zaptest.NewLogger(t), pipelineOptions{stdout: io.Discard, store: st, once: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.sched.RunOnce(ctx); err != nil { // the baseline
+			t.Fatal(err)
+		}
+		before := st.count()
+		if err := p.sched.RunOnce(ctx); err != nil { // nobody came or went
+			t.Fatal(err)
+		}
+		if got := st.count() - before; got != tc.quietWrites {
+			t.Errorf("%q: a quiet poll made %d store calls, want %d", tc.yaml, got, tc.quietWrites)
+		}
+		before = st.count()
+		if err := p.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if want := 1 - tc.quietWrites; st.count()-before != want {
+			t.Errorf("%q: Close made %d store calls, want %d (the checkpoint)", tc.yaml, st.count()-before, want)
+		}
 	}
 }

@@ -109,7 +109,7 @@ func (d *daemon) run(parent context.Context) error {
 	}
 	var hs *healthServer
 	if addr := *cfg.HTTP.Listen; addr != "" && !d.once {
-		if hs, err = newHealthServer(addr, p.metrics.reg, p.readiness(), d.logger.Named("http")); err != nil {
+		if hs, err = newHealthServer(addr, p.metrics.reg, p.readiness(), cfg.HTTP.PProf, d.logger.Named("http")); err != nil {
 			closeCtx, cancel := d.closeContext(cfg.ShutdownTimeout)
 			defer cancel()
 			_ = p.Close(closeCtx) // the listen error is the one to report
