@@ -22,6 +22,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -262,43 +264,100 @@ type membersRequest struct {
 }
 
 type wireMember struct {
-	Account  string      `json:"Member_Account"`
-	NickName string      `json:"NickName"`
-	Avatar   string      `json:"Avatar"`
-	JoinTime json.Number `json:"JoinTime"`
+	Account  string   `json:"Member_Account"`
+	NickName string   `json:"NickName"`
+	Avatar   string   `json:"Avatar"`
+	JoinTime joinTime `json:"JoinTime"`
+}
+
+// joinTime is a member's JoinTime, parsed as it is decoded so that a page
+// costs no allocation per member beyond its strings. It accepts what the
+// json.Number it replaces accepted: a number, or a string holding one;
+// null leaves it unset. validate judges the value.
+type joinTime struct {
+	v    int64
+	set  bool
+	text string // the literal, kept only when it is not an int64
+}
+
+func (j *joinTime) UnmarshalJSON(b []byte) error {
+	switch b[0] {
+	case 'n':
+		return nil // null: unset, as an empty json.Number was
+	case '"':
+		// A quoted number: rare enough to take json.Number's own rules.
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		if n == "" {
+			return nil
+		}
+		b = []byte(n)
+	case 't', 'f', '{', '[':
+		return &json.UnmarshalTypeError{Value: jsonKind(b[0]), Type: reflect.TypeFor[json.Number](), Field: "JoinTime"}
+	}
+	j.set, j.text = true, ""
+	if v, ok := parseDigits(b); ok {
+		j.v = v
+		return nil
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		j.text = string(b)
+	}
+	j.v = v
+	return nil
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "bool"
+}
+
+// parseDigits parses up to 18 decimal digits (no sign), which always fit an
+// int64, without the string conversion strconv needs.
+func parseDigits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }
 
 type membersResponse struct {
 	status
-	// MemberList is nil when the key is absent, an empty slice for [] or
-	// null (see UnmarshalJSON).
-	MemberList    []wireMember `json:"MemberList"`
-	NextTimestamp json.Number  `json:"NextTimestamp"`
+	// MemberList tells an absent key from [] or null in one decode:
+	// prepare points it at list; encoding/json leaves it there when the
+	// key is absent (list stays nil), sets it to nil for null, and fills
+	// list with a non-nil slice for [] or members.
+	MemberList    *[]wireMember `json:"MemberList"`
+	NextTimestamp json.Number   `json:"NextTimestamp"`
 
+	list []wireMember
+	// members is where validate appends the page's members; ListMembers
+	// seeds it with the listing so far to save a copy per page.
 	members []schema.Member
 	next    uint64
 }
 
-// UnmarshalJSON tells an absent MemberList (nil) from [] or null (empty).
-func (r *membersResponse) UnmarshalJSON(b []byte) error {
-	type plain membersResponse
-	var aux struct {
-		*plain
-		MemberList json.RawMessage `json:"MemberList"` // "null" for null, empty when absent
-	}
-	aux.plain = (*plain)(r)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	if len(aux.MemberList) == 0 {
-		r.MemberList = nil
-		return nil
-	}
-	r.MemberList = []wireMember{}
-	if string(aux.MemberList) == "null" {
-		return nil
-	}
-	return json.Unmarshal(aux.MemberList, &r.MemberList)
+// newMembersResponse returns a response ready to decode into, whose
+// members will be appended to dst.
+func newMembersResponse(dst []schema.Member) *membersResponse {
+	r := &membersResponse{members: dst}
+	r.MemberList = &r.list
+	return r
 }
 
 func (r *membersResponse) validate() error {
@@ -310,31 +369,34 @@ func (r *membersResponse) validate() error {
 		return fmt.Errorf("NextTimestamp %.40q is not an unsigned 64-bit integer", string(r.NextTimestamp))
 	}
 	r.next = next
-	if r.MemberList == nil {
+	if r.MemberList != nil && *r.MemberList == nil {
 		// No MemberList at all is a broken answer, not an empty page:
 		// taken as one, the group's members would all leave. ([] and null
 		// are empty pages: an empty group, or a page a filter emptied.)
 		return errors.New("no MemberList")
 	}
-	r.members = make([]schema.Member, 0, len(r.MemberList))
-	for i, w := range r.MemberList {
+	var list []wireMember
+	if r.MemberList != nil {
+		list = *r.MemberList
+	}
+	r.members = slices.Grow(r.members, len(list))
+	for i, w := range list {
 		if w.Account == "" {
 			return fmt.Errorf("member %d has no Member_Account", i)
 		}
 		// JoinTime places the member against a capped list's boundary and
 		// dates its join: a member without one would make every tracked
 		// member below it look gone.
-		if w.JoinTime == "" {
+		jt := w.JoinTime
+		switch {
+		case !jt.set:
 			return fmt.Errorf("member %d has no JoinTime", i)
+		case jt.text != "":
+			return fmt.Errorf("member %d: JoinTime %.40q is not an integer", i, jt.text)
+		case jt.v <= 0:
+			return fmt.Errorf("member %d: JoinTime %d is not a Unix time", i, jt.v)
 		}
-		jt, err := strconv.ParseInt(string(w.JoinTime), 10, 64)
-		if err != nil {
-			return fmt.Errorf("member %d: JoinTime %.40q is not an integer", i, string(w.JoinTime))
-		}
-		if jt <= 0 {
-			return fmt.Errorf("member %d: JoinTime %d is not a Unix time", i, jt)
-		}
-		r.members = append(r.members, schema.Member{Account: w.Account, NickName: w.NickName, Avatar: w.Avatar, JoinTime: jt})
+		r.members = append(r.members, schema.Member{Account: w.Account, NickName: w.NickName, Avatar: w.Avatar, JoinTime: jt.v})
 	}
 	return nil
 }
@@ -362,13 +424,13 @@ func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Memb
 		}
 		var resp *membersResponse
 		err := c.call(ctx, cmdGetMembers, svcAVChatRoom, groupID, req, func() response {
-			resp = &membersResponse{}
+			resp = newMembersResponse(members)
 			return resp
 		})
 		if err != nil {
 			return nil, fmt.Errorf("page %d: %w", page, err) // err names get_members
 		}
-		members = append(members, resp.members...)
+		members = resp.members
 		if resp.next == 0 {
 			break
 		}
@@ -721,7 +783,7 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	if len(raw) > maxResponseBytes {
 		return invalid(fmt.Sprintf("body larger than %d bytes", maxResponseBytes))
 	}
-	if err := json.Unmarshal(raw, resp); err != nil {
+	if err := decodeResponse(raw, resp); err != nil {
 		return invalid("decode JSON: " + err.Error())
 	}
 	st := resp.st()
@@ -742,6 +804,11 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	}
 	c.m.call(command, "0", d)
 	return nil
+}
+
+// decodeResponse decodes a response body into resp.
+func decodeResponse(raw []byte, resp response) error {
+	return json.Unmarshal(raw, resp)
 }
 
 // CodeLabel is the code an error is counted (rollcall_api_calls_total's
