@@ -62,7 +62,17 @@ const (
 	slowDownFor = time.Minute
 	// authCooldown is how long 70050 locks the app out.
 	authCooldown = 60 * time.Second
+	// maxIdleConnsPerHost keeps a keep-alive connection for every call in
+	// flight at any concurrency a poller sensibly runs.
+	maxIdleConnsPerHost = 64
+	// maxPooledBody is the largest response buffer kept for reuse: a full
+	// 1,000-member listing's page is far below it.
+	maxPooledBody = 1 << 20
 )
+
+// bodyPool holds response buffers: a body is read whole before decoding,
+// and decoding copies what it keeps, so the buffer is free once decoded.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ErrPagingLoop reports a listing the server never ended: a cursor came back
 // twice, or there were more than 10,000 pages.
@@ -159,6 +169,25 @@ type Client struct {
 	// succeeds: a 70050 after the cool-down, with a fresh usersig, means
 	// the usersig is wrong, not unlucky.
 	lockedAt time.Time
+
+	// query caches the query string up to the usersig for the usersig it
+	// was built with: the usersig changes once in days, calls every few
+	// milliseconds.
+	query atomic.Pointer[sigQuery]
+}
+
+type sigQuery struct{ sig, query string }
+
+// queryFor returns "?sdkappid=…&identifier=…&usersig=…" for sig.
+func (c *Client) queryFor(sig string) string {
+	if q := c.query.Load(); q != nil && q.sig == sig {
+		return q.query
+	}
+	q := &sigQuery{sig: sig, query: "?sdkappid=" + strconv.FormatUint(c.sdkappid, 10) +
+		"&identifier=" + url.QueryEscape(c.identifier) +
+		"&usersig=" + url.QueryEscape(sig)}
+	c.query.Store(q)
+	return q.query
 }
 
 // New validates o and returns a Client. It does no I/O.
@@ -207,7 +236,12 @@ func New(o Options) (*Client, error) {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Listings run in parallel against one host: with the default of 2
+		// idle connections per host, all but two would be closed after
+		// each call and dialled (TLS handshake included) again.
+		t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+		o.HTTPClient = &http.Client{Transport: t}
 	}
 	if o.HTTPClient.CheckRedirect == nil {
 		// Never follow a redirect: it would carry the usersig in the query
@@ -727,10 +761,7 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	defer cancel()
 
 	idx := c.base.Load()
-	u := c.bases[idx] + "/v4/" + service + "/" + command +
-		"?sdkappid=" + strconv.FormatUint(c.sdkappid, 10) +
-		"&identifier=" + url.QueryEscape(c.identifier) +
-		"&usersig=" + url.QueryEscape(sig) +
+	u := c.bases[idx] + "/v4/" + service + "/" + command + c.queryFor(sig) +
 		"&random=" + strconv.FormatUint(uint64(rand.Uint32()), 10) +
 		"&contenttype=json"
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u, bytes.NewReader(payload))
@@ -751,7 +782,15 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 		return fmt.Errorf("%s: %w", command, redact(err, sig))
 	}
 	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes+1))
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyPool.Put(buf)
+		}
+	}()
+	_, err = buf.ReadFrom(io.LimitReader(res.Body, maxResponseBytes+1))
+	raw := buf.Bytes()
 	if err != nil {
 		c.m.call(command, "transport", time.Since(start))
 		return fmt.Errorf("%s: read response: %w", command, redact(err, sig))
