@@ -373,9 +373,10 @@ func parseDigits(b []byte) (int64, bool) {
 type membersResponse struct {
 	status
 	// MemberList tells an absent key from [] or null in one decode:
-	// prepare points it at list; encoding/json leaves it there when the
-	// key is absent (list stays nil), sets it to nil for null, and fills
-	// list with a non-nil slice for [] or members.
+	// newMembersResponse points it at list; encoding/json leaves it there
+	// when the key is absent (list stays nil), sets it to nil for null, and
+	// fills list with a non-nil slice for [] or members. Decode only into
+	// a newMembersResponse: a nil MemberList reads as null.
 	MemberList    *[]wireMember `json:"MemberList"`
 	NextTimestamp json.Number   `json:"NextTimestamp"`
 
