@@ -308,7 +308,7 @@ func scrapeCalls(url string) (int64, error) {
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "rollcall_api_calls_total") {
+		if !strings.HasPrefix(line, "rollcall_api_calls_total{") && !strings.HasPrefix(line, "rollcall_api_calls_total ") {
 			continue
 		}
 		f := strings.Fields(line)

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"testing"
@@ -50,5 +53,25 @@ func TestBareNeedsItsFlags(t *testing.T) {
 	var out bytes.Buffer
 	if err := bareMain(context.Background(), []string{"--groups", "3"}, &out); err == nil {
 		t.Fatal("bare ran without an endpoint")
+	}
+}
+
+// TestScrapeCallsSumsEveryCode: the daemon's calls are the counter summed
+// over command and code; other families are not counted.
+func TestScrapeCallsSumsEveryCode(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, `# HELP rollcall_api_calls_total Tencent Chat REST API calls.
+# TYPE rollcall_api_calls_total counter
+rollcall_api_calls_total{code="0",command="get_members"} 1234
+rollcall_api_calls_total{code="transport",command="get_members"} 5
+rollcall_api_calls_total{code="0",command="get_online_member_num"} 0
+rollcall_api_calls_totally_different 99
+rollcall_api_call_duration_seconds_count{command="get_members"} 1239
+`)
+	}))
+	defer srv.Close()
+	n, err := scrapeCalls(srv.URL)
+	if err != nil || n != 1239 {
+		t.Fatalf("scrapeCalls = %d, %v; want 1239", n, err)
 	}
 }
