@@ -373,14 +373,16 @@ func parseDigits(b []byte) (int64, bool) {
 type membersResponse struct {
 	status
 	// MemberList tells an absent key from [] or null in one decode:
-	// newMembersResponse points it at list; encoding/json leaves it there
-	// when the key is absent (list stays nil), sets it to nil for null, and
-	// fills list with a non-nil slice for [] or members. Decode only into
-	// a newMembersResponse: a nil MemberList reads as null.
+	// newMembersResponse points it at list, an empty pooled buffer with
+	// room; encoding/json leaves it all so when the key is absent, sets
+	// MemberList to nil for null, replaces list with a new slice of no
+	// capacity for [], and fills list in place for members. Decode only
+	// into a newMembersResponse: a nil MemberList reads as null.
 	MemberList    *[]wireMember `json:"MemberList"`
 	NextTimestamp json.Number   `json:"NextTimestamp"`
 
-	list []wireMember
+	list   []wireMember
+	pooled *[]wireMember // list's buffer, back to wirePool after validate
 	// members is where validate appends the page's members; ListMembers
 	// seeds it with the listing so far to save a copy per page.
 	members []schema.Member
@@ -390,12 +392,44 @@ type membersResponse struct {
 // newMembersResponse returns a response ready to decode into, whose
 // members will be appended to dst.
 func newMembersResponse(dst []schema.Member) *membersResponse {
-	r := &membersResponse{members: dst}
+	r := &membersResponse{members: dst, pooled: wirePool.Get().(*[]wireMember)}
+	r.list = (*r.pooled)[:0]
 	r.MemberList = &r.list
 	return r
 }
 
+// wirePool holds the buffers pages are decoded into before validate
+// copies their members out. They are put back zeroed: encoding/json
+// decodes into a slice's spare elements without zeroing them first.
+var wirePool = sync.Pool{New: func() any {
+	s := make([]wireMember, 0, pageMembers)
+	return &s
+}}
+
+// pageMembers is the page size wirePool's buffers are made for (the
+// Chinese docs' 250); a larger page grows one.
+const pageMembers = 250
+
+// maxPooledMembers bounds the buffers wirePool keeps.
+const maxPooledMembers = 1024
+
+// release puts list's buffer back into wirePool, zeroed.
+func (r *membersResponse) release() {
+	if r.pooled == nil {
+		return
+	}
+	buf := r.list
+	if cap(buf) < cap(*r.pooled) || cap(buf) > maxPooledMembers {
+		buf = *r.pooled // [] replaced list, or a page grew it too large
+	}
+	clear(buf[:cap(buf)])
+	*r.pooled = buf[:0]
+	wirePool.Put(r.pooled)
+	r.pooled, r.list, r.MemberList = nil, nil, nil
+}
+
 func (r *membersResponse) validate() error {
+	defer r.release()
 	if r.NextTimestamp == "" {
 		return errors.New("no NextTimestamp")
 	}
@@ -404,7 +438,7 @@ func (r *membersResponse) validate() error {
 		return fmt.Errorf("NextTimestamp %.40q is not an unsigned 64-bit integer", string(r.NextTimestamp))
 	}
 	r.next = next
-	if r.MemberList != nil && *r.MemberList == nil {
+	if r.MemberList != nil && len(*r.MemberList) == 0 && cap(*r.MemberList) > 0 {
 		// No MemberList at all is a broken answer, not an empty page:
 		// taken as one, the group's members would all leave. ([] and null
 		// are empty pages: an empty group, or a page a filter emptied.)

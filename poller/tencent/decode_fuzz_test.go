@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rollcall-dev/rollcall/schema"
@@ -89,4 +90,42 @@ func FuzzDecodeMembersPage(f *testing.F) {
 			t.Fatalf("members\n got %+v\nwant %+v", r.members, want)
 		}
 	})
+}
+
+// TestDecodeKeepsNothingFromThePreviousPage: page buffers are reused, and
+// encoding/json does not zero a reused element before decoding into it; a
+// field a member lacks must not come from the page before.
+func TestDecodeKeepsNothingFromThePreviousPage(t *testing.T) {
+	decode := func(body string) (*membersResponse, error) {
+		r := newMembersResponse(nil)
+		if err := decodeResponse([]byte(body), r); err != nil {
+			return nil, err
+		}
+		return r, r.validate()
+	}
+	for range 20 {
+		if _, err := decode(ok("0", member("alice", 100), member("bob", 200))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decode(ok("0", `{"Member_Account":"carol"}`)); err == nil || !strings.Contains(err.Error(), "no JoinTime") {
+			t.Fatalf("a member without JoinTime: err = %v", err)
+		}
+		if _, err := decode(ok("0", member("alice", 100))); err != nil {
+			t.Fatal(err)
+		}
+		r, err := decode(ok("0", `{"JoinTime":300}`))
+		if err == nil || !strings.Contains(err.Error(), "no Member_Account") {
+			t.Fatalf("a member without Member_Account: err = %v, members %+v", err, r.members)
+		}
+		if _, err := decode(ok("0", member("alice", 100))); err != nil {
+			t.Fatal(err)
+		}
+		r, err = decode(ok("0", `{"Member_Account":"dave","JoinTime":400}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (schema.Member{Account: "dave", JoinTime: 400}); len(r.members) != 1 || r.members[0] != want {
+			t.Fatalf("members %+v, want [%+v]", r.members, want)
+		}
+	}
 }
