@@ -22,6 +22,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,7 +62,17 @@ const (
 	slowDownFor = time.Minute
 	// authCooldown is how long 70050 locks the app out.
 	authCooldown = 60 * time.Second
+	// maxIdleConnsPerHost keeps a keep-alive connection for every call in
+	// flight at any concurrency a poller sensibly runs.
+	maxIdleConnsPerHost = 64
+	// maxPooledBody is the largest response buffer kept for reuse: a full
+	// 1,000-member listing's page is far below it.
+	maxPooledBody = 1 << 20
 )
+
+// bodyPool holds response buffers: a body is read whole before decoding,
+// and decoding copies what it keeps, so the buffer is free once decoded.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ErrPagingLoop reports a listing the server never ended: a cursor came back
 // twice, or there were more than 10,000 pages.
@@ -157,6 +169,25 @@ type Client struct {
 	// succeeds: a 70050 after the cool-down, with a fresh usersig, means
 	// the usersig is wrong, not unlucky.
 	lockedAt time.Time
+
+	// query caches the query string up to the usersig for the usersig it
+	// was built with: the usersig changes once in days, calls every few
+	// milliseconds.
+	query atomic.Pointer[sigQuery]
+}
+
+type sigQuery struct{ sig, query string }
+
+// queryFor returns "?sdkappid=…&identifier=…&usersig=…" for sig.
+func (c *Client) queryFor(sig string) string {
+	if q := c.query.Load(); q != nil && q.sig == sig {
+		return q.query
+	}
+	q := &sigQuery{sig: sig, query: "?sdkappid=" + strconv.FormatUint(c.sdkappid, 10) +
+		"&identifier=" + url.QueryEscape(c.identifier) +
+		"&usersig=" + url.QueryEscape(sig)}
+	c.query.Store(q)
+	return q.query
 }
 
 // New validates o and returns a Client. It does no I/O.
@@ -200,7 +231,12 @@ func New(o Options) (*Client, error) {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Listings run in parallel against one host: with the default of 2
+		// idle connections per host, all but two would be closed after
+		// each call and dialled (TLS handshake included) again.
+		t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+		o.HTTPClient = &http.Client{Transport: t}
 	}
 	if o.HTTPClient.CheckRedirect == nil {
 		// Never follow a redirect: it would carry the usersig in the query
@@ -257,46 +293,138 @@ type membersRequest struct {
 }
 
 type wireMember struct {
-	Account  string      `json:"Member_Account"`
-	NickName string      `json:"NickName"`
-	Avatar   string      `json:"Avatar"`
-	JoinTime json.Number `json:"JoinTime"`
+	Account  string   `json:"Member_Account"`
+	NickName string   `json:"NickName"`
+	Avatar   string   `json:"Avatar"`
+	JoinTime joinTime `json:"JoinTime"`
+}
+
+// joinTime is a member's JoinTime, parsed as it is decoded so that a page
+// costs no allocation per member beyond its strings. It accepts what the
+// json.Number it replaces accepted: a number, or a string holding one;
+// null leaves it unset. validate judges the value.
+type joinTime struct {
+	v    int64
+	set  bool
+	text string // the literal, kept only when it is not an int64
+}
+
+func (j *joinTime) UnmarshalJSON(b []byte) error {
+	switch b[0] {
+	case 'n':
+		return nil // null: unset, as an empty json.Number was
+	case '"':
+		// A quoted number: rare enough to take json.Number's own rules.
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		if n == "" {
+			return nil
+		}
+		b = []byte(n)
+	case 't', 'f', '{', '[':
+		return &json.UnmarshalTypeError{Value: jsonKind(b[0]), Type: reflect.TypeFor[json.Number](), Field: "JoinTime"}
+	}
+	j.set, j.text = true, ""
+	if v, ok := parseDigits(b); ok {
+		j.v = v
+		return nil
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		j.text = string(b)
+	}
+	j.v = v
+	return nil
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "bool"
+}
+
+// parseDigits parses up to 18 decimal digits (no sign), which always fit an
+// int64, without the string conversion strconv needs.
+func parseDigits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }
 
 type membersResponse struct {
 	status
-	// MemberList is nil when the key is absent, an empty slice for [] or
-	// null (see UnmarshalJSON).
-	MemberList    []wireMember `json:"MemberList"`
-	NextTimestamp json.Number  `json:"NextTimestamp"`
+	// MemberList tells an absent key from [] or null in one decode:
+	// newMembersResponse points it at list, an empty pooled buffer with
+	// room; encoding/json leaves it all so when the key is absent, sets
+	// MemberList to nil for null, replaces list with a new slice of no
+	// capacity for [], and fills list in place for members. Decode only
+	// into a newMembersResponse: a nil MemberList reads as null.
+	MemberList    *[]wireMember `json:"MemberList"`
+	NextTimestamp json.Number   `json:"NextTimestamp"`
 
+	list   []wireMember
+	pooled *[]wireMember // list's buffer, back to wirePool after validate
+	// members is where validate appends the page's members; ListMembers
+	// seeds it with the listing so far to save a copy per page.
 	members []schema.Member
 	next    uint64
 }
 
-// UnmarshalJSON tells an absent MemberList (nil) from [] or null (empty).
-func (r *membersResponse) UnmarshalJSON(b []byte) error {
-	type plain membersResponse
-	var aux struct {
-		*plain
-		MemberList json.RawMessage `json:"MemberList"` // "null" for null, empty when absent
+// newMembersResponse returns a response ready to decode into, whose
+// members will be appended to dst.
+func newMembersResponse(dst []schema.Member) *membersResponse {
+	r := &membersResponse{members: dst, pooled: wirePool.Get().(*[]wireMember)}
+	r.list = (*r.pooled)[:0]
+	r.MemberList = &r.list
+	return r
+}
+
+// wirePool holds the buffers pages are decoded into before validate
+// copies their members out. They are put back zeroed: encoding/json
+// decodes into a slice's spare elements without zeroing them first.
+var wirePool = sync.Pool{New: func() any {
+	s := make([]wireMember, 0, pageMembers)
+	return &s
+}}
+
+// pageMembers is the page size wirePool's buffers are made for (the
+// Chinese docs' 250); a larger page grows one.
+const pageMembers = 250
+
+// maxPooledMembers bounds the buffers wirePool keeps.
+const maxPooledMembers = 1024
+
+// release puts list's buffer back into wirePool, zeroed.
+func (r *membersResponse) release() {
+	if r.pooled == nil {
+		return
 	}
-	aux.plain = (*plain)(r)
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
+	buf := r.list
+	if cap(buf) < cap(*r.pooled) || cap(buf) > maxPooledMembers {
+		buf = *r.pooled // [] replaced list, or a page grew it too large
 	}
-	if len(aux.MemberList) == 0 {
-		r.MemberList = nil
-		return nil
-	}
-	r.MemberList = []wireMember{}
-	if string(aux.MemberList) == "null" {
-		return nil
-	}
-	return json.Unmarshal(aux.MemberList, &r.MemberList)
+	clear(buf[:cap(buf)])
+	*r.pooled = buf[:0]
+	wirePool.Put(r.pooled)
+	r.pooled, r.list, r.MemberList = nil, nil, nil
 }
 
 func (r *membersResponse) validate() error {
+	defer r.release()
 	if r.NextTimestamp == "" {
 		return errors.New("no NextTimestamp")
 	}
@@ -305,31 +433,34 @@ func (r *membersResponse) validate() error {
 		return fmt.Errorf("NextTimestamp %.40q is not an unsigned 64-bit integer", string(r.NextTimestamp))
 	}
 	r.next = next
-	if r.MemberList == nil {
+	if r.MemberList != nil && len(*r.MemberList) == 0 && cap(*r.MemberList) > 0 {
 		// No MemberList at all is a broken answer, not an empty page:
 		// taken as one, the group's members would all leave. ([] and null
 		// are empty pages: an empty group, or a page a filter emptied.)
 		return errors.New("no MemberList")
 	}
-	r.members = make([]schema.Member, 0, len(r.MemberList))
-	for i, w := range r.MemberList {
+	var list []wireMember
+	if r.MemberList != nil {
+		list = *r.MemberList
+	}
+	r.members = slices.Grow(r.members, len(list))
+	for i, w := range list {
 		if w.Account == "" {
 			return fmt.Errorf("member %d has no Member_Account", i)
 		}
 		// JoinTime places the member against a capped list's boundary and
 		// dates its join: a member without one would make every tracked
 		// member below it look gone.
-		if w.JoinTime == "" {
+		jt := w.JoinTime
+		switch {
+		case !jt.set:
 			return fmt.Errorf("member %d has no JoinTime", i)
+		case jt.text != "":
+			return fmt.Errorf("member %d: JoinTime %.40q is not an integer", i, jt.text)
+		case jt.v <= 0:
+			return fmt.Errorf("member %d: JoinTime %d is not a Unix time", i, jt.v)
 		}
-		jt, err := strconv.ParseInt(string(w.JoinTime), 10, 64)
-		if err != nil {
-			return fmt.Errorf("member %d: JoinTime %.40q is not an integer", i, string(w.JoinTime))
-		}
-		if jt <= 0 {
-			return fmt.Errorf("member %d: JoinTime %d is not a Unix time", i, jt)
-		}
-		r.members = append(r.members, schema.Member{Account: w.Account, NickName: w.NickName, Avatar: w.Avatar, JoinTime: jt})
+		r.members = append(r.members, schema.Member{Account: w.Account, NickName: w.NickName, Avatar: w.Avatar, JoinTime: jt.v})
 	}
 	return nil
 }
@@ -357,13 +488,13 @@ func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Memb
 		}
 		var resp *membersResponse
 		err := c.call(ctx, cmdGetMembers, svcAVChatRoom, groupID, req, func() response {
-			resp = &membersResponse{}
+			resp = newMembersResponse(members)
 			return resp
 		})
 		if err != nil {
 			return nil, fmt.Errorf("page %d: %w", page, err) // err names get_members
 		}
-		members = append(members, resp.members...)
+		members = resp.members
 		if resp.next == 0 {
 			break
 		}
@@ -660,10 +791,7 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	defer cancel()
 
 	idx := c.base.Load()
-	u := c.bases[idx] + "/v4/" + service + "/" + command +
-		"?sdkappid=" + strconv.FormatUint(c.sdkappid, 10) +
-		"&identifier=" + url.QueryEscape(c.identifier) +
-		"&usersig=" + url.QueryEscape(sig) +
+	u := c.bases[idx] + "/v4/" + service + "/" + command + c.queryFor(sig) +
 		"&random=" + strconv.FormatUint(uint64(rand.Uint32()), 10) +
 		"&contenttype=json"
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u, bytes.NewReader(payload))
@@ -684,7 +812,15 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 		return fmt.Errorf("%s: %w", command, redact(err, sig))
 	}
 	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponseBytes+1))
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyPool.Put(buf)
+		}
+	}()
+	_, err = buf.ReadFrom(io.LimitReader(res.Body, maxResponseBytes+1))
+	raw := buf.Bytes()
 	if err != nil {
 		c.m.call(command, "transport", time.Since(start))
 		return fmt.Errorf("%s: read response: %w", command, redact(err, sig))
@@ -716,7 +852,7 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	if len(raw) > maxResponseBytes {
 		return invalid(fmt.Sprintf("body larger than %d bytes", maxResponseBytes))
 	}
-	if err := json.Unmarshal(raw, resp); err != nil {
+	if err := decodeResponse(raw, resp); err != nil {
 		return invalid("decode JSON: " + err.Error())
 	}
 	st := resp.st()
@@ -737,6 +873,11 @@ func (c *Client) attempt(ctx context.Context, command, service string, payload [
 	}
 	c.m.call(command, "0", d)
 	return nil
+}
+
+// decodeResponse decodes a response body into resp.
+func decodeResponse(raw []byte, resp response) error {
+	return json.Unmarshal(raw, resp)
 }
 
 // CodeLabel is the code an error is counted (rollcall_api_calls_total's
