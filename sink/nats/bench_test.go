@@ -7,6 +7,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
 )
 
@@ -59,7 +60,7 @@ func BenchmarkNATSSinkPublish(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := s.Publish(ctx, batches[i]); err != nil {
+		if err := s.Publish(ctx, sink.NewBatch(batches[i])); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -90,7 +91,7 @@ func BenchmarkNATSCoreSinkPublish(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := s.Publish(ctx, batches[i]); err != nil {
+		if err := s.Publish(ctx, sink.NewBatch(batches[i])); err != nil {
 			b.Fatal(err)
 		}
 	}
