@@ -32,19 +32,27 @@ func (e *Event) AppendJSONData(dst []byte) (out []byte, data int) {
 		dst = appendString(dst, e.Subject)
 	}
 	dst = append(dst, `,"time":`...)
+	t := len(dst)
 	dst = appendTime(dst, e.Time)
+	// Copied, not aliased: dst may move while data is appended.
+	timeJSON := dst[t:len(dst):len(dst)]
 	dst = append(dst, `,"datacontenttype":"`+DataContentType+`","partitionkey":`...)
 	dst = appendString(dst, e.PartitionKey)
 	dst = append(dst, `,"data":`...)
 	data = len(dst)
-	dst = e.AppendData(dst)
+	dst = e.appendData(dst, timeJSON)
 	return append(dst, '}'), data
 }
 
 // AppendData appends the JSON of e's data object alone (what MarshalData
 // returns) to dst. Member events carry the member fields, group events
 // members_left.
-func (e *Event) AppendData(dst []byte) []byte {
+func (e *Event) AppendData(dst []byte) []byte { return e.appendData(dst, nil) }
+
+// appendData is AppendData; timeJSON, when not nil, is e.Time as
+// appendTime wrote it, reused for observed_at when that is the same
+// instant (it always is for events built by this package).
+func (e *Event) appendData(dst, timeJSON []byte) []byte {
 	d := &e.Data
 	dst = append(dst, `{"sdkappid":`...)
 	dst = strconv.AppendUint(dst, d.SDKAppID, 10)
@@ -62,7 +70,11 @@ func (e *Event) AppendData(dst []byte) []byte {
 		dst = strconv.AppendInt(dst, d.JoinTime, 10)
 	}
 	dst = append(dst, `,"observed_at":`...)
-	dst = appendTime(dst, d.ObservedAt)
+	if timeJSON != nil && d.ObservedAt.Equal(e.Time) {
+		dst = append(dst, timeJSON...)
+	} else {
+		dst = appendTime(dst, d.ObservedAt)
+	}
 	dst = append(dst, `,"previous_observed_at":`...)
 	if d.PreviousObservedAt != nil {
 		dst = appendTime(dst, *d.PreviousObservedAt)
@@ -86,12 +98,13 @@ func (e *Event) AppendData(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// encodedSizeHint is a buffer size that holds e's JSON unless its strings
-// need escaping: the fixed part (keys, numbers, two to three times) stays
-// under 512 bytes.
-func (e *Event) encodedSizeHint() int {
+// JSONSizeHint returns a buffer size that holds e's JSON (AppendJSON)
+// unless its strings need escaping: the strings' lengths plus the most the
+// rest can take (keys, 20-digit numbers, times with nanoseconds).
+func (e *Event) JSONSizeHint() int {
+	const fixed = 468
 	d := &e.Data
-	return 512 + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + len(e.PartitionKey) +
+	return fixed + len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + len(e.PartitionKey) +
 		len(d.GroupID) + len(d.MemberAccount) + len(d.NickName) + len(d.Avatar) + len(d.Reason)
 }
 
@@ -125,12 +138,12 @@ const hexDigits = "0123456789abcdef"
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i := 0; ; {
+		i += safePrefix(s[i:])
+		if i >= len(s) {
+			break
+		}
 		if b := s[i]; b < utf8.RuneSelf {
-			if jsonSafe[b] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '\\', '"':
@@ -171,4 +184,42 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// safePrefix returns the length of s's longest prefix of bytes that
+// encoding/json copies as they are (jsonSafe). It tests eight bytes at a
+// time: the strings of an event are mostly plain ASCII.
+func safePrefix(s string) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		// Combined by the compiler into one load.
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte below 0x20 or from 0x80 up, or equal to one of "\<>&:
+		// the classic "has a byte less than n" and "has a zero byte"
+		// tests, which are exact about whether any byte matches.
+		special := (x-0x20*ones)&^x | x |
+			zeroByte(x^('"'*ones)) | zeroByte(x^('\\'*ones)) |
+			zeroByte(x^('<'*ones)) | zeroByte(x^('>'*ones)) | zeroByte(x^('&'*ones))
+		if special&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if b := s[i]; b >= utf8.RuneSelf || !jsonSafe[b] {
+			break
+		}
+	}
+	return i
+}
+
+// zeroByte has the high bit of some byte set if any byte of x is zero
+// (and only then: the bits above the first zero byte may be wrong, which
+// an any-of test does not mind).
+func zeroByte(x uint64) uint64 {
+	return (x - 0x0101010101010101) &^ x
 }

@@ -246,3 +246,23 @@ func BenchmarkEventAppendJSON(b *testing.B) {
 		buf = ev.AppendJSON(buf[:0])
 	}
 }
+
+func TestJSONSizeHintHoldsTheJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		e := randEvent(r)
+		// The hint is exact for strings without escapes.
+		for _, s := range []*string{&e.ID, &e.Source, &e.Subject, &e.PartitionKey, &e.Data.GroupID,
+			&e.Data.MemberAccount, &e.Data.NickName, &e.Data.Avatar, &e.Data.Reason} {
+			*s = strings.Map(func(r rune) rune {
+				if r < ' ' || r > '~' || strings.ContainsRune(`"\<>&`, r) {
+					return 'x'
+				}
+				return r
+			}, *s)
+		}
+		if n, hint := len(e.AppendJSON(nil)), e.JSONSizeHint(); n > hint {
+			t.Fatalf("JSON of %d bytes over the hint %d: %s", n, hint, e.AppendJSON(nil))
+		}
+	}
+}

@@ -105,13 +105,13 @@ type envelope struct {
 // in structured mode and as the message value in binary mode. It never
 // fails.
 func (e Event) MarshalData() ([]byte, error) {
-	return e.AppendData(make([]byte, 0, e.encodedSizeHint())), nil
+	return e.AppendData(make([]byte, 0, e.JSONSizeHint())), nil
 }
 
 // MarshalJSON encodes e as a structured-mode CloudEvent (see AppendJSON).
 // It never fails.
 func (e Event) MarshalJSON() ([]byte, error) {
-	return e.AppendJSON(make([]byte, 0, e.encodedSizeHint())), nil
+	return e.AppendJSON(make([]byte, 0, e.JSONSizeHint())), nil
 }
 
 // UnmarshalJSON decodes a structured-mode CloudEvent.

@@ -24,9 +24,11 @@ type span struct{ start, data, end int }
 // must not modify them while the Batch is in use.
 func NewBatch(events []schema.Event) *Batch {
 	b := &Batch{events: events, spans: make([]span, len(events))}
-	// The golden events take ~450 bytes; a batch of longer ones grows the
-	// buffer once or twice.
-	buf := make([]byte, 0, 512*len(events))
+	size := 0
+	for i := range events {
+		size += events[i].JSONSizeHint() + 1
+	}
+	buf := make([]byte, 0, size)
 	for i := range events {
 		start := len(buf)
 		var data int
