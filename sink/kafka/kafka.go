@@ -53,8 +53,11 @@ type Sink struct {
 	mech    sasl.Mechanism
 	tr      *kafka.Transport
 	w       *kafka.Writer
-	metrics *Metrics
+	metrics *topicMetrics
 	now     func() time.Time
+	// msgs is reused by every Publish (never concurrent): kafka-go copies
+	// the Message values it keeps.
+	msgs []kafka.Message
 
 	// needTopic is set while create_topic could not reach a broker: the
 	// next Publish tries again first.
@@ -77,12 +80,11 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	o = o.withDefaults()
 	s := &Sink{
-		o:       o,
-		name:    "kafka:" + o.Topic,
-		addr:    kafka.TCP(o.Brokers...),
-		metrics: o.Metrics,
-		now:     time.Now,
-		closed:  make(chan struct{}),
+		o:      o,
+		name:   "kafka:" + o.Topic,
+		addr:   kafka.TCP(o.Brokers...),
+		now:    time.Now,
+		closed: make(chan struct{}),
 	}
 	s.log = o.Logger.Named("kafka").With(zap.String("sink_target", s.name))
 	if o.TLS != nil {
@@ -136,7 +138,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		Transport:              s.tr,
 		AllowAutoTopicCreation: o.CreateTopic != nil,
 	}
-	s.metrics.initTopic(o.Topic)
+	s.metrics = o.Metrics.forTopic(o.Topic)
 	return s, nil
 }
 
@@ -217,6 +219,8 @@ func (s *Sink) Publish(ctx context.Context, batch *sink.Batch) error {
 		s.needTopic.Store(false)
 	}
 	msgs := s.messages(batch)
+	// Do not pin the batch's bytes until the next Publish.
+	defer clear(msgs)
 	for start := 0; start < len(msgs); {
 		end := s.chunkEnd(msgs, start)
 		if err := s.write(ctx, msgs[start:end]); err != nil {
@@ -287,7 +291,7 @@ func (s *Sink) write(ctx context.Context, msgs []kafka.Message) error {
 			ackedBytes += len(msgs[i].Key) + len(msgs[i].Value)
 		}
 	}
-	s.metrics.observe(s.o.Topic, acked, failed, ackedBytes, s.now().Sub(start).Seconds())
+	s.metrics.observe(acked, failed, ackedBytes, s.now().Sub(start).Seconds())
 	return err
 }
 
@@ -336,7 +340,10 @@ var (
 // allocations does not grow with the batch.
 func (s *Sink) messages(batch *sink.Batch) []kafka.Message {
 	events := batch.Events()
-	msgs := make([]kafka.Message, len(events))
+	if cap(s.msgs) < len(events) {
+		s.msgs = make([]kafka.Message, len(events))
+	}
+	msgs := s.msgs[:len(events)]
 	size := 0
 	for i := range events {
 		e := &events[i]
