@@ -65,10 +65,9 @@ type Sink struct {
 	streamMu     sync.Mutex
 	streamReady  atomic.Bool
 
-	// The subject of the last event published, by Publish only (never
-	// concurrent).
-	lastKey     subjectKey
-	lastSubject string
+	// subjects caches the subject of each group and event type; used by
+	// Publish only (never concurrent).
+	subjects map[subjectKey]string
 
 	closing   atomic.Bool
 	closed    chan struct{}
@@ -351,16 +350,25 @@ func (s *Sink) fill(m message, batch *sink.Batch, i int) {
 	m.ceSource[0] = e.Source
 }
 
-// subject returns Subject(s.prefix, *e), reusing the previous event's
-// subject when it is the same: a batch is one group's, in at most three
-// runs of one type each.
+// subject returns Subject(s.prefix, *e), remembered per group and type:
+// a daemon watches a fixed set of groups, so building each subject once
+// saves two allocations per event.
 func (s *Sink) subject(e *schema.Event) string {
 	k := subjectKey{e.Data.SDKAppID, e.Data.GroupID, e.Type}
-	if s.lastSubject == "" || k != s.lastKey {
-		s.lastKey, s.lastSubject = k, Subject(s.prefix, *e)
+	if sub, ok := s.subjects[k]; ok {
+		return sub
 	}
-	return s.lastSubject
+	if len(s.subjects) >= maxSubjects || s.subjects == nil {
+		s.subjects = make(map[subjectKey]string)
+	}
+	sub := Subject(s.prefix, *e)
+	s.subjects[k] = sub
+	return sub
 }
+
+// maxSubjects bounds the subject cache: when a deployment cycles through
+// more groups, it starts over.
+const maxSubjects = 4096
 
 func (s *Sink) publishJetStream(ctx context.Context, batch *sink.Batch) error {
 	m := s.newMessage()
