@@ -116,7 +116,8 @@ func NewFanout(sinks []Sink, o FanoutOptions) *Fanout {
 // Publish delivers events to every sink and returns nil only when every
 // sink acknowledged every event.
 //
-// Sinks are published to concurrently. A failing sink is retried with the
+// The events are encoded once, into a Batch every sink reads. Sinks are
+// published to concurrently. A failing sink is retried with the
 // whole batch, with exponential backoff and jitter, until it succeeds, ctx
 // ends or its MaxElapsedTime passes; a sink that already acknowledged the
 // batch is not published to again in this call, so the others' retries
@@ -135,13 +136,14 @@ func (f *Fanout) Publish(ctx context.Context, events []schema.Event) error {
 	defer cancel(nil)
 	defer context.AfterFunc(f.abort, func() { cancel(ErrClosed) })()
 
+	batch := NewBatch(events)
 	if len(f.sinks) == 1 {
-		return f.publishTo(ctx, f.sinks[0], events)
+		return f.publishTo(ctx, f.sinks[0], batch)
 	}
 	errs := make([]error, len(f.sinks))
 	var wg sync.WaitGroup
 	for i, m := range f.sinks {
-		wg.Go(func() { errs[i] = f.publishTo(ctx, m, events) })
+		wg.Go(func() { errs[i] = f.publishTo(ctx, m, batch) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -166,9 +168,10 @@ func (f *Fanout) leave() {
 	}
 }
 
-func (f *Fanout) publishTo(ctx context.Context, m *member, events []schema.Event) error {
-	m.addBacklog(len(events))
-	defer m.addBacklog(-len(events))
+func (f *Fanout) publishTo(ctx context.Context, m *member, batch *Batch) error {
+	n := batch.Len()
+	m.addBacklog(n)
+	defer m.addBacklog(-n)
 
 	attempt := 0
 	var lastErr error
@@ -195,10 +198,10 @@ func (f *Fanout) publishTo(ctx context.Context, m *member, events []schema.Event
 		}
 		attempt++
 		start := time.Now()
-		err := m.s.Publish(ctx, events)
+		err := m.s.Publish(ctx, batch)
 		<-m.sem
 		if err == nil {
-			m.succeeded(time.Since(start), len(events))
+			m.succeeded(time.Since(start), n)
 			return nil
 		}
 		// An attempt cut short by our own context says nothing about the

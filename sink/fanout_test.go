@@ -143,7 +143,7 @@ type slowFailSink struct {
 	calls atomic.Int32
 }
 
-func (s *slowFailSink) Publish(ctx context.Context, _ []schema.Event) error {
+func (s *slowFailSink) Publish(ctx context.Context, _ *sink.Batch) error {
 	s.calls.Add(1)
 	select {
 	case <-time.After(100 * time.Millisecond):
@@ -192,11 +192,11 @@ type groupSink struct {
 	bad string
 }
 
-func (g groupSink) Publish(ctx context.Context, events []schema.Event) error {
-	if len(events) > 0 && events[0].Data.GroupID == g.bad {
+func (g groupSink) Publish(ctx context.Context, batch *sink.Batch) error {
+	if events := batch.Events(); len(events) > 0 && events[0].Data.GroupID == g.bad {
 		return errors.New("permission denied for " + g.bad)
 	}
-	return g.Recorder.Publish(ctx, events)
+	return g.Recorder.Publish(ctx, batch)
 }
 
 // TestFanoutOneGroupRefusedDoesNotBlockOthers: while one group's batch is
@@ -497,7 +497,7 @@ type serialSink struct {
 }
 
 func (s *serialSink) Name() string { return "serial" }
-func (s *serialSink) Publish(ctx context.Context, events []schema.Event) error {
+func (s *serialSink) Publish(ctx context.Context, batch *sink.Batch) error {
 	n := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
 	for {
@@ -508,7 +508,7 @@ func (s *serialSink) Publish(ctx context.Context, events []schema.Event) error {
 	}
 	time.Sleep(time.Millisecond) // widen the window an overlap would need
 	s.mu.Lock()
-	s.n += len(events)
+	s.n += batch.Len()
 	s.mu.Unlock()
 	return nil
 }
@@ -546,8 +546,8 @@ func TestNewFanoutRejectsDuplicateNames(t *testing.T) {
 // permanentSink fails with an error marked as not worth retrying.
 type permanentSink struct{ *sinktest.Recorder }
 
-func (p permanentSink) Publish(ctx context.Context, events []schema.Event) error {
-	_ = p.Recorder.Publish(ctx, events) // count the call
+func (p permanentSink) Publish(ctx context.Context, batch *sink.Batch) error {
+	_ = p.Recorder.Publish(ctx, batch) // count the call
 	return backoff.Permanent(errors.New("message too large"))
 }
 

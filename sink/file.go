@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/rollcall-dev/rollcall/schema"
 )
 
 // FileOptions configures a File sink.
@@ -57,7 +55,6 @@ type File struct {
 	gz     *gzip.Writer
 	path   string
 	hour   time.Time
-	buf    []byte
 	closed bool
 	// repaired is set once the newest file left by an earlier run has been
 	// repaired (by the first Publish).
@@ -152,11 +149,11 @@ func (f *File) Check(ctx context.Context) error {
 func (f *File) Name() string { return "file:" + f.dir }
 
 // Publish implements Sink.
-func (f *File) Publish(ctx context.Context, events []schema.Event) error {
+func (f *File) Publish(ctx context.Context, batch *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", f.Name(), err)
 	}
-	if len(events) == 0 {
+	if batch.Len() == 0 {
 		return nil
 	}
 	f.mu.Lock()
@@ -181,14 +178,7 @@ func (f *File) Publish(ctx context.Context, events []schema.Event) error {
 			return err
 		}
 	}
-	buf, err := appendLines(f.buf[:0], events)
-	if cap(buf) <= maxKeptBuffer {
-		f.buf = buf
-	}
-	if err != nil {
-		return err
-	}
-	if err := f.write(buf); err != nil {
+	if err := f.write(batch.Lines()); err != nil {
 		// The file may now end in a partial line or a broken gzip block:
 		// drop the handle so the next Publish reopens and repairs it.
 		f.abandon()

@@ -113,11 +113,11 @@ func TestFileRotatesOnTheUTCHour(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			if err := s.Publish(ctx, sinktest.Batch(0, 1)); err != nil {
+			if err := s.Publish(ctx, sink.NewBatch(sinktest.Batch(0, 1))); err != nil {
 				t.Fatal(err)
 			}
 			clk.Set(hour14.Add(time.Second))
-			if err := s.Publish(ctx, sinktest.Batch(1, 2)); err != nil {
+			if err := s.Publish(ctx, sink.NewBatch(sinktest.Batch(1, 2))); err != nil {
 				t.Fatal(err)
 			}
 			ext := ".jsonl"
@@ -157,7 +157,7 @@ func TestFileGzipAppendAfterRestartIsReadable(t *testing.T) {
 		}
 		for b := range 2 {
 			batch := sinktest.Batch(run*100+b*10, 3)
-			if err := s.Publish(ctx, batch); err != nil {
+			if err := s.Publish(ctx, sink.NewBatch(batch)); err != nil {
 				t.Fatal(err)
 			}
 			sent += len(batch)
@@ -221,7 +221,7 @@ func restartAndCheck(t *testing.T, ctx context.Context, dir, path string, gz boo
 		t.Fatal(err)
 	}
 	more := sinktest.Batch(50, 1)
-	if err := s.Publish(ctx, more); err != nil {
+	if err := s.Publish(ctx, sink.NewBatch(more)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(ctx); err != nil {
@@ -246,7 +246,7 @@ func TestFilePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	if err := s.Publish(context.Background(), sinktest.Batch(0, 1)); err != nil {
+	if err := s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(0, 1))); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(dir)
@@ -280,7 +280,7 @@ func TestFileErrorsNameTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	err = s.Publish(context.Background(), sinktest.Batch(0, 1))
+	err = s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(0, 1)))
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Publish = %v, want an error naming %s", err, path)
 	}
@@ -307,7 +307,7 @@ func BenchmarkFilePublish(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := s.Publish(ctx, batch); err != nil {
+				if err := s.Publish(ctx, sink.NewBatch(batch)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -364,7 +364,7 @@ func TestFileRepairsAnEarlierHourAtStart(t *testing.T) {
 			if now, _ := os.ReadFile(torn); !bytes.Equal(now, content) {
 				t.Fatal("building and checking the sink changed the newest file")
 			}
-			if err := s.Publish(context.Background(), sinktest.Batch(50, 1)); err != nil {
+			if err := s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(50, 1))); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Close(context.Background()); err != nil {

@@ -10,13 +10,11 @@ package sink
 
 import (
 	"context"
-
-	"github.com/rollcall-dev/rollcall/schema"
 )
 
 // Sink is a destination for events.
 //
-// Publish delivers events in the order given and blocks until every one of
+// Publish delivers the batch's events in order and blocks until every one of
 // them is durable at the destination (fsynced to disk, acknowledged by all
 // in-sync Kafka replicas, acknowledged by the NATS server or the JetStream
 // stream), or returns an error. On error, any prefix of events may have
@@ -24,6 +22,8 @@ import (
 // duplicates (events carry deterministic ids for consumers to drop them).
 // ctx bounds the call: when it is done, Publish returns promptly with an
 // error wrapping ctx.Err(). Publish is not called concurrently on one Sink.
+// The batch carries the events' encoding, shared with the other sinks: a
+// sink sends those bytes and must not modify them.
 //
 // Close flushes what is buffered and releases connections; Publish is not
 // called after Close. ctx bounds how long Close may wait.
@@ -31,7 +31,7 @@ type Sink interface {
 	// Name identifies the sink in logs and metrics, e.g. "kafka" or
 	// "file:events"; it is stable for a given configuration.
 	Name() string
-	Publish(ctx context.Context, events []schema.Event) error
+	Publish(ctx context.Context, batch *Batch) error
 	Close(ctx context.Context) error
 }
 

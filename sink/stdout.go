@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/rollcall-dev/rollcall/schema"
 )
 
 // Stdout writes each event as one structured-mode CloudEvent JSON object per
@@ -21,9 +19,8 @@ import (
 type Stdout struct {
 	w io.Writer
 	// sem is held by whoever may write: a Publish, the background Write it
-	// left behind, or Close. It guards buf and closed.
+	// left behind, or Close. It guards closed.
 	sem    chan struct{}
-	buf    []byte
 	closed bool
 }
 
@@ -40,10 +37,6 @@ func NewStdout(w io.Writer) *Stdout {
 // Name implements Sink; it is always "stdout".
 func (s *Stdout) Name() string { return "stdout" }
 
-// maxKeptBuffer bounds the encode buffer kept between calls, so one huge
-// batch does not pin its memory for the life of the process.
-const maxKeptBuffer = 1 << 20
-
 // acquire takes sem, or fails when ctx ends first (a Write still blocked).
 func (s *Stdout) acquire(ctx context.Context, op string) error {
 	select {
@@ -55,11 +48,11 @@ func (s *Stdout) acquire(ctx context.Context, op string) error {
 }
 
 // Publish implements Sink.
-func (s *Stdout) Publish(ctx context.Context, events []schema.Event) error {
+func (s *Stdout) Publish(ctx context.Context, batch *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to stdout: %w", err)
 	}
-	if len(events) == 0 {
+	if batch.Len() == 0 {
 		return nil
 	}
 	if err := s.acquire(ctx, "publish to stdout"); err != nil {
@@ -69,21 +62,18 @@ func (s *Stdout) Publish(ctx context.Context, events []schema.Event) error {
 		<-s.sem
 		return fmt.Errorf("publish to stdout: %w", ErrClosed)
 	}
-	buf, err := appendLines(s.buf[:0], events)
-	if err != nil {
-		s.keep(buf)
-		<-s.sem
-		return err
-	}
+	// The batch's lines are read-only and outlive a Write left behind
+	// after ctx ended, so they are written as they are, without a copy.
+	buf := batch.Lines()
 	done := make(chan error, 1)
 	go func() {
 		// One Write per batch so lines of concurrent writers to the same
 		// stream are less likely to interleave.
 		_, err := s.w.Write(buf)
-		s.keep(buf)
 		<-s.sem
 		done <- err
 	}()
+	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -97,14 +87,6 @@ func (s *Stdout) Publish(ctx context.Context, events []schema.Event) error {
 		return fmt.Errorf("write stdout: %w", err)
 	}
 	return nil
-}
-
-// keep keeps buf for the next batch unless it grew too large; the caller
-// holds sem.
-func (s *Stdout) keep(buf []byte) {
-	if cap(buf) <= maxKeptBuffer {
-		s.buf = buf
-	}
 }
 
 // Close implements Sink. It waits (within ctx) for a Write in progress,
@@ -125,17 +107,4 @@ func (s *Stdout) Close(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// appendLines appends each event's structured-mode JSON and a newline.
-func appendLines(buf []byte, events []schema.Event) ([]byte, error) {
-	for _, ev := range events {
-		b, err := ev.MarshalJSON()
-		if err != nil {
-			return buf, fmt.Errorf("encode event %s: %w", ev.ID, err)
-		}
-		buf = append(buf, b...)
-		buf = append(buf, '\n')
-	}
-	return buf, nil
 }

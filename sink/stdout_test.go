@@ -94,7 +94,7 @@ func TestStdoutConformance(t *testing.T) {
 func TestStdoutReturnsWriteError(t *testing.T) {
 	w := &switchWriter{down: true}
 	s := sink.NewStdout(w)
-	err := s.Publish(context.Background(), sinktest.Batch(0, 1))
+	err := s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(0, 1)))
 	if !errors.Is(err, errPipeDown) {
 		t.Fatalf("Publish = %v, want the write error", err)
 	}
@@ -103,7 +103,7 @@ func TestStdoutReturnsWriteError(t *testing.T) {
 func TestStdoutOneWritePerBatch(t *testing.T) {
 	var cw countingWriter
 	s := sink.NewStdout(&cw)
-	if err := s.Publish(context.Background(), sinktest.Batch(0, 10)); err != nil {
+	if err := s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(0, 10))); err != nil {
 		t.Fatal(err)
 	}
 	if cw.writes != 1 || cw.lines != 30 {
@@ -123,7 +123,7 @@ func TestStdoutCloseFlushesBufferedWriter(t *testing.T) {
 	var out bytes.Buffer
 	bw := bufio.NewWriterSize(&out, 1<<20)
 	s := sink.NewStdout(bw)
-	if err := s.Publish(context.Background(), sinktest.Batch(0, 2)); err != nil {
+	if err := s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(0, 2))); err != nil {
 		t.Fatal(err)
 	}
 	if out.Len() != 0 {
@@ -135,7 +135,7 @@ func TestStdoutCloseFlushesBufferedWriter(t *testing.T) {
 	if got := len(parseLines(t, out.Bytes())); got != 6 {
 		t.Fatalf("after Close: %d lines, want 6", got)
 	}
-	if err := s.Publish(context.Background(), sinktest.Batch(0, 1)); !errors.Is(err, sink.ErrClosed) {
+	if err := s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(0, 1))); !errors.Is(err, sink.ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
 	}
 }
@@ -146,7 +146,7 @@ func BenchmarkStdoutPublish(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.Publish(ctx, batch); err != nil {
+		if err := s.Publish(ctx, sink.NewBatch(batch)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -170,10 +170,10 @@ func TestStdoutBlockedReaderDoesNotHoldUpShutdown(t *testing.T) {
 		t.Cleanup(cancel)
 		return ctx
 	}
-	if err := s.Publish(short(), sinktest.Batch(0, 1)); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Publish(short(), sink.NewBatch(sinktest.Batch(0, 1))); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish into a stuck pipe = %v, want the deadline", err)
 	}
-	if err := s.Publish(short(), sinktest.Batch(1, 1)); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Publish(short(), sink.NewBatch(sinktest.Batch(1, 1))); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second Publish = %v, want the deadline", err)
 	}
 	if err := s.Close(short()); !errors.Is(err, context.DeadlineExceeded) {
@@ -186,7 +186,7 @@ func TestStdoutBlockedReaderDoesNotHoldUpShutdown(t *testing.T) {
 		b, _ := io.ReadAll(r)
 		lines <- b
 	}()
-	if err := s.Publish(context.Background(), sinktest.Batch(1, 1)); err != nil {
+	if err := s.Publish(context.Background(), sink.NewBatch(sinktest.Batch(1, 1))); err != nil {
 		t.Fatalf("Publish after the reader came back: %v", err)
 	}
 	if err := s.Close(context.Background()); err != nil {

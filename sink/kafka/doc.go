@@ -51,8 +51,8 @@
 // # Errors, health, metrics
 //
 // Publish errors name the sink ("publish to kafka:<topic>: ..."); errors no
-// retry can fix (an event that does not encode, a message over the 1 MiB
-// request limit, Publish after Close) are wrapped with backoff.Permanent so
+// retry can fix (a message over the 1 MiB request limit, Publish after
+// Close) are wrapped with backoff.Permanent so
 // sink.Fanout stops retrying them. The SASL password never reaches an
 // error, a log line or a metric; SASLOptions redacts itself when printed,
 // logged or marshalled.

@@ -18,7 +18,7 @@ func TestPublishAfterClose(t *testing.T) {
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Publish(context.Background(), groupEvents("@TGS#z", 1))
+	err := s.Publish(context.Background(), sink.NewBatch(groupEvents("@TGS#z", 1)))
 	if !errors.Is(err, sink.ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want sink.ErrClosed", err)
 	}
@@ -38,7 +38,7 @@ func TestMessageTooLarge(t *testing.T) {
 	s := newSink(t, c, Options{Topic: "events"})
 	evs := groupEvents("@TGS#big", 2)
 	evs[1].Data.NickName = strings.Repeat("n", batchBytes)
-	err := s.Publish(context.Background(), evs)
+	err := s.Publish(context.Background(), sink.NewBatch(evs))
 	var perm *backoff.PermanentError
 	if err == nil || !errors.As(err, &perm) {
 		t.Fatalf("Publish of an oversized event = %v, want a permanent error", err)

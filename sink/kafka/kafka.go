@@ -53,8 +53,11 @@ type Sink struct {
 	mech    sasl.Mechanism
 	tr      *kafka.Transport
 	w       *kafka.Writer
-	metrics *Metrics
+	metrics *topicMetrics
 	now     func() time.Time
+	// msgs is reused by every Publish (never concurrent): kafka-go copies
+	// the Message values it keeps.
+	msgs []kafka.Message
 
 	// needTopic is set while create_topic could not reach a broker: the
 	// next Publish tries again first.
@@ -77,12 +80,11 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	}
 	o = o.withDefaults()
 	s := &Sink{
-		o:       o,
-		name:    "kafka:" + o.Topic,
-		addr:    kafka.TCP(o.Brokers...),
-		metrics: o.Metrics,
-		now:     time.Now,
-		closed:  make(chan struct{}),
+		o:      o,
+		name:   "kafka:" + o.Topic,
+		addr:   kafka.TCP(o.Brokers...),
+		now:    time.Now,
+		closed: make(chan struct{}),
 	}
 	s.log = o.Logger.Named("kafka").With(zap.String("sink_target", s.name))
 	if o.TLS != nil {
@@ -136,7 +138,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		Transport:              s.tr,
 		AllowAutoTopicCreation: o.CreateTopic != nil,
 	}
-	s.metrics.initTopic(o.Topic)
+	s.metrics = o.Metrics.forTopic(o.Topic)
 	return s, nil
 }
 
@@ -196,11 +198,12 @@ func (s *Sink) Name() string { return s.name }
 // all in-sync replicas acknowledged every one of them. On error a prefix of
 // each partition's events may have been written; retrying the same events
 // is safe (at-least-once, see the package doc). ctx cancellation returns
-// promptly with an error wrapping ctx.Err(). Errors no retry can fix (an
-// event that does not encode, a message over the size limit, Publish after
-// Close, which wraps sink.ErrClosed) are wrapped with backoff.Permanent.
-func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
-	if len(events) == 0 {
+// promptly with an error wrapping ctx.Err(). Errors no retry can fix (a
+// message over the size limit, Publish after Close, which wraps
+// sink.ErrClosed) are wrapped with backoff.Permanent. The records carry
+// the batch's encoding as it is.
+func (s *Sink) Publish(ctx context.Context, batch *sink.Batch) error {
+	if batch.Len() == 0 {
 		return nil
 	}
 	if s.closing.Load() {
@@ -215,15 +218,9 @@ func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
 		}
 		s.needTopic.Store(false)
 	}
-	msgs := make([]kafka.Message, len(events))
-	for i, e := range events {
-		m, err := s.message(e)
-		if err != nil {
-			// Retrying cannot fix an event that does not encode.
-			return fmt.Errorf("publish to %s: encode event %s: %w", s.name, e.ID, backoff.Permanent(err))
-		}
-		msgs[i] = m
-	}
+	msgs := s.messages(batch)
+	// Do not pin the batch's bytes until the next Publish.
+	defer clear(msgs)
 	for start := 0; start < len(msgs); {
 		end := s.chunkEnd(msgs, start)
 		if err := s.write(ctx, msgs[start:end]); err != nil {
@@ -294,7 +291,7 @@ func (s *Sink) write(ctx context.Context, msgs []kafka.Message) error {
 			ackedBytes += len(msgs[i].Key) + len(msgs[i].Value)
 		}
 	}
-	s.metrics.observe(s.o.Topic, acked, failed, ackedBytes, s.now().Sub(start).Seconds())
+	s.metrics.observe(acked, failed, ackedBytes, s.now().Sub(start).Seconds())
 	return err
 }
 
@@ -328,38 +325,78 @@ func (e *writeErrors) Error() string {
 // Unwrap exposes the first per-message error and the kafka.WriteErrors.
 func (e *writeErrors) Unwrap() []error { return []error{e.first(), e.errs} }
 
-// message encodes e per the CloudEvents Kafka protocol binding.
-func (s *Sink) message(e schema.Event) (kafka.Message, error) {
-	m := kafka.Message{Key: []byte(e.PartitionKey)}
-	if s.o.Mode == ModeStructured {
-		// MarshalJSON directly: json.Marshal would re-validate and compact
-		// its output, which doubled the cost of a Publish.
-		v, err := e.MarshalJSON()
-		if err != nil {
-			return m, err
+// Header values every message of a mode shares. kafka-go only reads
+// them.
+var (
+	structuredHeaders = []kafka.Header{{Key: HeaderContentType, Value: []byte(schema.ContentType)}}
+	specVersionValue  = []byte(schema.SpecVersion)
+	dataContentType   = []byte(schema.DataContentType)
+)
+
+// messages turns the batch into records per the CloudEvents Kafka protocol
+// binding. Values are the batch's own encoding (the whole event in
+// structured mode, its data object in binary mode); keys and binary-mode
+// header values are cut from one buffer per batch, so the number of
+// allocations does not grow with the batch.
+func (s *Sink) messages(batch *sink.Batch) []kafka.Message {
+	events := batch.Events()
+	if cap(s.msgs) < len(events) {
+		s.msgs = make([]kafka.Message, len(events))
+	}
+	msgs := s.msgs[:len(events)]
+	size := 0
+	for i := range events {
+		e := &events[i]
+		size += len(e.PartitionKey)
+		if s.o.Mode != ModeStructured {
+			// ce_time takes at most 35 bytes (nanoseconds, a 4-digit year).
+			size += len(e.ID) + len(e.Source) + len(e.Type) + len(e.Subject) + 35 + len(e.PartitionKey)
 		}
-		m.Value = v
-		m.Headers = []kafka.Header{{Key: HeaderContentType, Value: []byte(schema.ContentType)}}
-		return m, nil
 	}
-	v, err := e.MarshalData()
-	if err != nil {
-		return m, err
+	arena := make([]byte, 0, size)
+	// add appends v to the arena and returns it as a slice of its own.
+	add := func(v string) []byte {
+		n := len(arena)
+		arena = append(arena, v...)
+		return arena[n:len(arena):len(arena)]
 	}
-	m.Value = v
-	m.Headers = make([]kafka.Header, 0, 8)
-	add := func(k, v string) { m.Headers = append(m.Headers, kafka.Header{Key: k, Value: []byte(v)}) }
-	add(HeaderSpecVersion, schema.SpecVersion)
-	add(HeaderID, e.ID)
-	add(HeaderSource, e.Source)
-	add(HeaderType, e.Type)
-	if e.Subject != "" {
-		add(HeaderSubject, e.Subject)
+	var headers []kafka.Header
+	if s.o.Mode != ModeStructured {
+		headers = make([]kafka.Header, 0, 8*len(events))
 	}
-	add(HeaderTime, e.Time.UTC().Format(time.RFC3339Nano))
-	add(HeaderPartitionKey, e.PartitionKey)
-	add(HeaderContentType, schema.DataContentType)
-	return m, nil
+	var key []byte
+	for i := range events {
+		e := &events[i]
+		// A batch is usually one group's: its events share one key.
+		if i == 0 || e.PartitionKey != events[i-1].PartitionKey {
+			key = add(e.PartitionKey)
+		}
+		m := &msgs[i]
+		m.Key = key
+		if s.o.Mode == ModeStructured {
+			m.Value = batch.JSON(i)
+			m.Headers = structuredHeaders[:1:1]
+			continue
+		}
+		m.Value = batch.Data(i)
+		h := len(headers)
+		headers = append(headers,
+			kafka.Header{Key: HeaderSpecVersion, Value: specVersionValue},
+			kafka.Header{Key: HeaderID, Value: add(e.ID)},
+			kafka.Header{Key: HeaderSource, Value: add(e.Source)},
+			kafka.Header{Key: HeaderType, Value: add(e.Type)})
+		if e.Subject != "" {
+			headers = append(headers, kafka.Header{Key: HeaderSubject, Value: add(e.Subject)})
+		}
+		n := len(arena)
+		arena = e.Time.UTC().AppendFormat(arena, time.RFC3339Nano)
+		headers = append(headers,
+			kafka.Header{Key: HeaderTime, Value: arena[n:len(arena):len(arena)]},
+			kafka.Header{Key: HeaderPartitionKey, Value: add(e.PartitionKey)},
+			kafka.Header{Key: HeaderContentType, Value: dataContentType})
+		m.Headers = headers[h:len(headers):len(headers)]
+	}
+	return msgs
 }
 
 // Close flushes messages kafka-go still holds (only a Publish cut short by

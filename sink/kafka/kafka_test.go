@@ -21,13 +21,14 @@ import (
 
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/schema/schematest"
+	"github.com/rollcall-dev/rollcall/sink"
 )
 
 func publish(t testing.TB, s *Sink, evs []schema.Event) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.Publish(ctx, evs); err != nil {
+	if err := s.Publish(ctx, sink.NewBatch(evs)); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
 }
@@ -241,7 +242,7 @@ func TestNoAutoCreate(t *testing.T) {
 	if err := s.Healthy(ctx); !errors.Is(err, ErrTopicNotFound) {
 		t.Fatalf("Healthy = %v, want ErrTopicNotFound", err)
 	}
-	err := s.Publish(ctx, groupEvents("@TGS#x", 2))
+	err := s.Publish(ctx, sink.NewBatch(groupEvents("@TGS#x", 2)))
 	if err == nil {
 		t.Fatal("Publish to a missing topic succeeded")
 	}
@@ -260,7 +261,7 @@ func TestCancelledContext(t *testing.T) {
 	t.Run("before", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := s.Publish(ctx, groupEvents("@TGS#x", 3)); !errors.Is(err, context.Canceled) {
+		if err := s.Publish(ctx, sink.NewBatch(groupEvents("@TGS#x", 3))); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Publish = %v, want context.Canceled", err)
 		}
 	})
@@ -285,7 +286,7 @@ func TestCancelledContext(t *testing.T) {
 
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
-		go func() { errc <- s.Publish(ctx, groupEvents("@TGS#y", 3)) }()
+		go func() { errc <- s.Publish(ctx, sink.NewBatch(groupEvents("@TGS#y", 3))) }()
 		select {
 		case <-entered:
 		case <-time.After(30 * time.Second):
@@ -317,7 +318,7 @@ func TestCloseFlushes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	evs := groupEvents("@TGS#f", 5)
-	if err := s.Publish(ctx, evs); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Publish(ctx, sink.NewBatch(evs)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish = %v, want a deadline error (batch held back)", err)
 	}
 	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -374,7 +375,7 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	down := groupEvents("@TGS#down", 5)
 	dctx, dcancel := context.WithTimeout(context.Background(), 3*time.Second)
-	err = s.Publish(dctx, down)
+	err = s.Publish(dctx, sink.NewBatch(down))
 	dcancel()
 	if err == nil {
 		t.Fatal("Publish while the broker is down reported success")
@@ -398,7 +399,7 @@ func TestBrokerOutage(t *testing.T) {
 	deadline := time.Now().Add(40 * time.Second)
 	for {
 		pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.Publish(pctx, after)
+		err := s.Publish(pctx, sink.NewBatch(after))
 		pcancel()
 		if err == nil {
 			break
@@ -457,14 +458,14 @@ func TestMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_ = s.Publish(ctx, evs)
+	_ = s.Publish(ctx, sink.NewBatch(evs))
 	if got := testutil.ToFloat64(m.messages.WithLabelValues("events", resultFailed)); got != 0 {
 		// A ctx already done stops Publish before any write.
 		t.Errorf("failed = %v, want 0", got)
 	}
 
 	// A nil *Metrics records nothing and does not panic.
-	newSink(t, c, Options{Topic: "events"}).Publish(context.Background(), evs[:1])
+	newSink(t, c, Options{Topic: "events"}).Publish(context.Background(), sink.NewBatch(evs[:1]))
 }
 
 // TestChunking pins chunkEnd: chunks never exceed BatchSize messages or
@@ -516,7 +517,7 @@ func TestCreateTopicWhileBrokerDown(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	evs := groupEvents("@TGS#later", 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	err = s.Publish(ctx, evs)
+	err = s.Publish(ctx, sink.NewBatch(evs))
 	cancel()
 	if err == nil {
 		t.Fatal("Publish with the broker down succeeded")
@@ -529,7 +530,7 @@ func TestCreateTopicWhileBrokerDown(t *testing.T) {
 	t.Cleanup(c.Close)
 	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := s.Publish(ctx, evs); err != nil {
+	if err := s.Publish(ctx, sink.NewBatch(evs)); err != nil {
 		t.Fatalf("Publish once the broker is up: %v", err)
 	}
 	topic, err := s.topicMetadata(ctx)

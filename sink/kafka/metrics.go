@@ -39,26 +39,35 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// initTopic creates a topic's series at zero so they exist before the first
-// write.
-func (m *Metrics) initTopic(topic string) {
+// topicMetrics are one topic's series, resolved once so that a write
+// does no label lookups.
+type topicMetrics struct {
+	acked, failed, bytes prometheus.Counter
+	writes               prometheus.Observer
+}
+
+// forTopic creates a topic's series at zero, so they exist before the
+// first write, and returns them; nil when m is nil.
+func (m *Metrics) forTopic(topic string) *topicMetrics {
 	if m == nil {
-		return
+		return nil
 	}
-	m.messages.WithLabelValues(topic, resultAcked)
-	m.messages.WithLabelValues(topic, resultFailed)
-	m.bytes.WithLabelValues(topic)
-	m.writes.WithLabelValues(topic)
+	return &topicMetrics{
+		acked:  m.messages.WithLabelValues(topic, resultAcked),
+		failed: m.messages.WithLabelValues(topic, resultFailed),
+		bytes:  m.bytes.WithLabelValues(topic),
+		writes: m.writes.WithLabelValues(topic),
+	}
 }
 
 // observe records one write: acked messages (and their bytes) and failed
 // ones.
-func (m *Metrics) observe(topic string, acked, failed, ackedBytes int, seconds float64) {
+func (m *topicMetrics) observe(acked, failed, ackedBytes int, seconds float64) {
 	if m == nil {
 		return
 	}
-	m.writes.WithLabelValues(topic).Observe(seconds)
-	m.messages.WithLabelValues(topic, resultAcked).Add(float64(acked))
-	m.messages.WithLabelValues(topic, resultFailed).Add(float64(failed))
-	m.bytes.WithLabelValues(topic).Add(float64(ackedBytes))
+	m.writes.Observe(seconds)
+	m.acked.Add(float64(acked))
+	m.failed.Add(float64(failed))
+	m.bytes.Add(float64(ackedBytes))
 }

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/rollcall-dev/rollcall/sink"
 )
 
 func TestSASL(t *testing.T) {
@@ -42,7 +44,7 @@ func TestSASL(t *testing.T) {
 			if err := good.Check(ctx); err != nil {
 				t.Fatalf("Check with the right password: %v", err)
 			}
-			if err := good.Publish(ctx, groupEvents("@TGS#sasl", 2)); err != nil {
+			if err := good.Publish(ctx, sink.NewBatch(groupEvents("@TGS#sasl", 2))); err != nil {
 				t.Fatalf("Publish with the right password: %v", err)
 			}
 
@@ -61,7 +63,7 @@ func TestSASL(t *testing.T) {
 			}
 			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 			defer pcancel()
-			if err := bad.Publish(pctx, groupEvents("@TGS#sasl", 2)); err == nil {
+			if err := bad.Publish(pctx, sink.NewBatch(groupEvents("@TGS#sasl", 2))); err == nil {
 				t.Error("Publish with a wrong password succeeded")
 			} else {
 				errs = append(errs, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
 )
 
@@ -36,7 +37,7 @@ func TestNKeyAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSink(t, ts, natssink.Options{NKeyFile: good})
-	if err := s.Publish(ctxT(t, 10*time.Second), events(1, 1, 0)); err != nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err != nil {
 		t.Fatal(err)
 	}
 
@@ -133,7 +134,7 @@ func TestMutualTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = s.Close(ctxT(t, 5*time.Second)) }()
-			if err := s.Publish(ctxT(t, 10*time.Second), events(2, 1, 0)); err != nil {
+			if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(2, 1, 0))); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -65,9 +65,18 @@ type Sink struct {
 	streamMu     sync.Mutex
 	streamReady  atomic.Bool
 
+	// subjects caches the subject of each group and event type; used by
+	// Publish only (never concurrent).
+	subjects map[subjectKey]string
+
 	closing   atomic.Bool
 	closed    chan struct{}
 	closeOnce sync.Once
+}
+
+type subjectKey struct {
+	sdkappid   uint64
+	group, typ string
 }
 
 var (
@@ -279,17 +288,15 @@ func (s *Sink) Name() string { return s.name }
 // round-trip after the last one. Each ack or flush waits at most
 // PublishTimeout. It fails fast with ErrNotConnected while disconnected.
 // On error a prefix of events may have been published.
-func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
+func (s *Sink) Publish(ctx context.Context, batch *sink.Batch) error {
+	events := batch.Events()
 	if len(events) == 0 {
 		return nil
 	}
-	msgs := make([]*natsgo.Msg, len(events))
-	for i, e := range events {
-		m, err := s.message(e)
-		if err != nil {
-			return err
+	for i := range events {
+		if events[i].Data.GroupID == "" {
+			return fmt.Errorf("event %s: no group id", events[i].ID)
 		}
-		msgs[i] = m
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to nats: %w", err)
@@ -301,42 +308,82 @@ func (s *Sink) Publish(ctx context.Context, events []schema.Event) error {
 		if err := s.ensureStream(ctx); err != nil {
 			return fmt.Errorf("publish to nats: %w", err)
 		}
-		return s.publishJetStream(ctx, events, msgs)
+		return s.publishJetStream(ctx, batch)
 	}
-	return s.publishCore(ctx, msgs)
+	return s.publishCore(ctx, batch)
 }
 
-func (s *Sink) message(e schema.Event) (*natsgo.Msg, error) {
-	if e.Data.GroupID == "" {
-		return nil, fmt.Errorf("event %s: no group id", e.ID)
-	}
-	data, err := e.MarshalJSON()
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
-	}
-	m := natsgo.NewMsg(Subject(s.prefix, e))
-	m.Data = data
-	m.Header.Set(HeaderContentType, schema.ContentType)
-	m.Header.Set(HeaderMsgID, e.ID)
-	m.Header.Set(HeaderCEID, e.ID)
-	m.Header.Set(HeaderCEType, e.Type)
-	m.Header.Set(HeaderCESource, e.Source)
-	return m, nil
+// message is the one Msg a Publish sends every event of its batch with:
+// both clients have serialized it by the time their publish returns, so
+// it is refilled in place, header slices included, instead of building a
+// Msg, a header map and five header slices per event.
+type message struct {
+	*natsgo.Msg
+	id, ceID, ceType, ceSource []string
 }
 
-func (s *Sink) publishJetStream(ctx context.Context, events []schema.Event, msgs []*natsgo.Msg) error {
+func (s *Sink) newMessage() message {
+	m := message{Msg: &natsgo.Msg{Header: make(natsgo.Header, 7)},
+		id: []string{""}, ceID: []string{""}, ceType: []string{""}, ceSource: []string{""}}
+	m.Header[HeaderContentType] = []string{schema.ContentType}
+	m.Header[HeaderMsgID] = m.id
+	m.Header[HeaderCEID] = m.ceID
+	m.Header[HeaderCEType] = m.ceType
+	m.Header[HeaderCESource] = m.ceSource
+	if s.js != nil {
+		// What jetstream.WithExpectStream would set on every publish.
+		m.Header[jetstream.ExpectedStreamHeader] = []string{s.stream}
+	}
+	return m
+}
+
+// fill makes m event i of batch.
+func (s *Sink) fill(m message, batch *sink.Batch, i int) {
+	e := &batch.Events()[i]
+	m.Subject = s.subject(e)
+	m.Data = batch.JSON(i)
+	// In JetStream mode Nats-Msg-Id is also what the stream de-duplicates
+	// on (what jetstream.WithMsgID would set).
+	m.id[0] = e.ID
+	m.ceID[0] = e.ID
+	m.ceType[0] = e.Type
+	m.ceSource[0] = e.Source
+}
+
+// subject returns Subject(s.prefix, *e), remembered per group and type:
+// a daemon watches a fixed set of groups, so building each subject once
+// saves two allocations per event.
+func (s *Sink) subject(e *schema.Event) string {
+	k := subjectKey{e.Data.SDKAppID, e.Data.GroupID, e.Type}
+	if sub, ok := s.subjects[k]; ok {
+		return sub
+	}
+	if len(s.subjects) >= maxSubjects || s.subjects == nil {
+		s.subjects = make(map[subjectKey]string)
+	}
+	sub := Subject(s.prefix, *e)
+	s.subjects[k] = sub
+	return sub
+}
+
+// maxSubjects bounds the subject cache: when a deployment cycles through
+// more groups, it starts over.
+const maxSubjects = 4096
+
+func (s *Sink) publishJetStream(ctx context.Context, batch *sink.Batch) error {
+	m := s.newMessage()
 	// Sequential acks keep per-group order even when a publish fails
 	// halfway: nothing after the failed event reaches the stream.
-	for i, m := range msgs {
+	for i := range batch.Len() {
+		s.fill(m, batch, i)
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
-		ack, err := s.js.PublishMsg(actx, m,
-			jetstream.WithMsgID(events[i].ID), jetstream.WithExpectStream(s.stream))
+		ack, err := s.js.PublishMsg(actx, m.Msg)
 		cancel()
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
 				err = cerr
 			}
-			return fmt.Errorf("publish event %s to %s: %w", events[i].ID, m.Subject, err)
+			return fmt.Errorf("publish event %s to %s: %w", batch.Events()[i].ID, m.Subject, err)
 		}
 		if ack.Duplicate {
 			s.metrics.duplicate()
@@ -345,13 +392,15 @@ func (s *Sink) publishJetStream(ctx context.Context, events []schema.Event, msgs
 	return nil
 }
 
-func (s *Sink) publishCore(ctx context.Context, msgs []*natsgo.Msg) error {
+func (s *Sink) publishCore(ctx context.Context, batch *sink.Batch) error {
 	before := s.nc.LastError()
-	for _, m := range msgs {
+	m := s.newMessage()
+	for i := range batch.Len() {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("publish to nats: %w", err)
 		}
-		if err := s.nc.PublishMsg(m); err != nil {
+		s.fill(m, batch, i)
+		if err := s.nc.PublishMsg(m.Msg); err != nil {
 			return fmt.Errorf("publish to %s: %w", m.Subject, err)
 		}
 	}

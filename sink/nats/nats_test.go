@@ -20,6 +20,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/schema/schematest"
+	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
 )
 
@@ -77,7 +78,7 @@ func TestCorePublishDeliversInOrderWithHeaders(t *testing.T) {
 	}
 	evs := events(50, 3, 0)
 	evs = append(evs, schema.GroupDismissed(1400000000, "@TGS#room1", t0, nil, 17))
-	if err := s.Publish(ctxT(t, 10*time.Second), evs); err != nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range evs {
@@ -98,17 +99,17 @@ func TestCorePublishDeliversInOrderWithHeaders(t *testing.T) {
 func TestPublishEmptyAndInvalid(t *testing.T) {
 	ts := startServer(t, nil)
 	s := newSink(t, ts, natssink.Options{})
-	if err := s.Publish(ctxT(t, 5*time.Second), nil); err != nil {
+	if err := s.Publish(ctxT(t, 5*time.Second), sink.NewBatch(nil)); err != nil {
 		t.Errorf("empty batch: %v", err)
 	}
 	bad := events(1, 1, 0)
 	bad[0].Data.GroupID = ""
-	if err := s.Publish(ctxT(t, 5*time.Second), bad); err == nil {
+	if err := s.Publish(ctxT(t, 5*time.Second), sink.NewBatch(bad)); err == nil {
 		t.Error("event without group id published")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.Publish(ctx, events(1, 1, 0)); !errors.Is(err, context.Canceled) {
+	if err := s.Publish(ctx, sink.NewBatch(events(1, 1, 0))); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ctx: err = %v, want context.Canceled", err)
 	}
 }
@@ -120,13 +121,13 @@ func TestCorePublishPermissionViolationFails(t *testing.T) {
 		}}}
 	})
 	s := newSink(t, ts, natssink.Options{User: "rc", Password: "pw"})
-	err := s.Publish(ctxT(t, 10*time.Second), events(2, 1, 0))
+	err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(2, 1, 0)))
 	if !errors.Is(err, natsgo.ErrPermissionViolation) {
 		t.Fatalf("Publish = %v, want a permissions violation", err)
 	}
 	// A later refused publish fails too, even though the client's last
 	// error already was a violation.
-	err = s.Publish(ctxT(t, 10*time.Second), events(1, 1, 5))
+	err = s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 5)))
 	if !errors.Is(err, natsgo.ErrPermissionViolation) {
 		t.Fatalf("second Publish = %v, want a permissions violation", err)
 	}
@@ -150,7 +151,7 @@ func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
 	}
 
 	evs := events(40, 4, 0)
-	if err := s.Publish(ctxT(t, 10*time.Second), evs); err != nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(evs)); err != nil {
 		t.Fatal(err)
 	}
 	msgs := readStream(t, js, "RC")
@@ -163,7 +164,7 @@ func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
 
 	// The same batch again (a retry after a lost ack) is dropped by the
 	// server's dedup window and still reported as success.
-	if err := s.Publish(ctxT(t, 10*time.Second), evs); err != nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(evs)); err != nil {
 		t.Fatalf("re-publish: %v", err)
 	}
 	if n := streamMsgs(t, js, "RC"); n != uint64(len(evs)) {
@@ -203,7 +204,7 @@ func TestJetStreamExistingStreamElsewhereFails(t *testing.T) {
 		}
 	}
 	s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Name: "RC"}})
-	if err := s.Publish(ctxT(t, 10*time.Second), events(1, 1, 0)); err == nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err == nil {
 		t.Fatal("Publish into a stream other than the configured one succeeded")
 	}
 	if n := streamMsgs(t, js, "OTHER"); n != 0 {
@@ -252,13 +253,13 @@ func TestAuth(t *testing.T) {
 
 	t.Run("user password", func(t *testing.T) {
 		s := newSink(t, userServer, natssink.Options{User: "rc", Password: password})
-		if err := s.Publish(ctxT(t, 10*time.Second), events(1, 1, 0)); err != nil {
+		if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("token", func(t *testing.T) {
 		s := newSink(t, tokenServer, natssink.Options{Token: token})
-		if err := s.Publish(ctxT(t, 10*time.Second), events(1, 1, 0)); err != nil {
+		if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -266,7 +267,7 @@ func TestAuth(t *testing.T) {
 		core, logs := observer.New(zap.DebugLevel)
 		u := "nats://rc:" + password + "@" + strings.TrimPrefix(userServer.url(), "nats://")
 		s := newSink(t, userServer, natssink.Options{URLs: []string{u}, Logger: zap.New(core)})
-		if err := s.Publish(ctxT(t, 10*time.Second), events(1, 1, 0)); err != nil {
+		if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err != nil {
 			t.Fatal(err)
 		}
 		if logs.Len() == 0 {
@@ -320,13 +321,13 @@ func TestOutage(t *testing.T) {
 	metrics := natssink.NewMetrics(reg).For("nats")
 	s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}, Metrics: metrics})
 	first, second := events(20, 2, 0), events(20, 2, 100)
-	if err := s.Publish(ctxT(t, 10*time.Second), first); err != nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(first)); err != nil {
 		t.Fatal(err)
 	}
 
 	ts.stop()
 	waitFor(t, func() bool { return s.Healthy(ctxT(t, time.Second)) != nil })
-	err := s.Publish(ctxT(t, 2*time.Second), second)
+	err := s.Publish(ctxT(t, 2*time.Second), sink.NewBatch(second))
 	if err == nil {
 		t.Fatal("Publish succeeded with the server down")
 	}
@@ -340,7 +341,7 @@ func TestOutage(t *testing.T) {
 	ts.start()
 	waitFor(t, func() bool { return s.Healthy(ctxT(t, time.Second)) == nil })
 	// The caller retries the failed batch, and for good measure the first.
-	if err := s.Publish(ctxT(t, 10*time.Second), append(append([]schema.Event{}, first...), second...)); err != nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(append(append([]schema.Event{}, first...), second...))); err != nil {
 		t.Fatalf("Publish after reconnect: %v", err)
 	}
 	msgs := readStream(t, ts.jetStream(t), natssink.DefaultStreamName)
@@ -363,7 +364,7 @@ func TestCoreOutageFailsFast(t *testing.T) {
 	s := newSink(t, ts, natssink.Options{})
 	ts.stop()
 	waitFor(t, func() bool { return s.Healthy(ctxT(t, time.Second)) != nil })
-	err := s.Publish(ctxT(t, 10*time.Second), events(3, 1, 0))
+	err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(3, 1, 0)))
 	if !errors.Is(err, natssink.ErrNotConnected) {
 		t.Fatalf("Publish = %v, want ErrNotConnected", err)
 	}
@@ -381,7 +382,7 @@ func TestCloseDrainsAndStops(t *testing.T) {
 	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := s.Publish(ctxT(t, time.Second), events(1, 1, 0)); err == nil {
+	if err := s.Publish(ctxT(t, time.Second), sink.NewBatch(events(1, 1, 0))); err == nil {
 		t.Error("Publish after Close succeeded")
 	}
 	if err := s.Healthy(ctxT(t, time.Second)); err == nil {
@@ -406,7 +407,7 @@ func TestNewUnreachable(t *testing.T) {
 		t.Fatalf("New with the server down: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close(ctxT(t, 5*time.Second)) })
-	if err := s.Publish(ctxT(t, 5*time.Second), events(2, 1, 0)); !errors.Is(err, natssink.ErrNotConnected) {
+	if err := s.Publish(ctxT(t, 5*time.Second), sink.NewBatch(events(2, 1, 0))); !errors.Is(err, natssink.ErrNotConnected) {
 		t.Fatalf("Publish while down = %v, want ErrNotConnected", err)
 	}
 	if err := s.Healthy(ctxT(t, time.Second)); err == nil {
@@ -423,7 +424,7 @@ func TestNewUnreachable(t *testing.T) {
 		t.Fatalf("Healthy once the server is up, before any publish: %v", err)
 	}
 	evs := events(2, 1, 0)
-	if err := s.Publish(ctxT(t, 10*time.Second), evs); err != nil {
+	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(evs)); err != nil {
 		t.Fatalf("Publish once the server is up: %v", err)
 	}
 	if msgs := readStream(t, ts.jetStream(t), natssink.DefaultStreamName); len(msgs) != len(evs) {
@@ -442,7 +443,7 @@ func TestNewUnknownHost(t *testing.T) {
 		t.Fatalf("New with an unknown host: %v", err)
 	}
 	defer s.Close(ctxT(t, 5*time.Second))
-	if err := s.Publish(ctxT(t, 5*time.Second), events(1, 1, 0)); !errors.Is(err, natssink.ErrNotConnected) {
+	if err := s.Publish(ctxT(t, 5*time.Second), sink.NewBatch(events(1, 1, 0))); !errors.Is(err, natssink.ErrNotConnected) {
 		t.Fatalf("Publish = %v, want ErrNotConnected", err)
 	}
 }

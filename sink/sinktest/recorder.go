@@ -50,9 +50,9 @@ func NewRecorder(name string) *Recorder { return &Recorder{name: name} }
 func (r *Recorder) Name() string { return r.name }
 
 // Publish implements sink.Sink: it fails when told to, otherwise records a
-// copy of events. It fails with an error wrapping ctx.Err() when ctx is
-// done, and with sink.ErrClosed after Close.
-func (r *Recorder) Publish(ctx context.Context, events []schema.Event) error {
+// copy of the batch's events. It fails with an error wrapping ctx.Err()
+// when ctx is done, and with sink.ErrClosed after Close.
+func (r *Recorder) Publish(ctx context.Context, batch *sink.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -67,7 +67,7 @@ func (r *Recorder) Publish(ctx context.Context, events []schema.Event) error {
 		r.failNext--
 		return fmt.Errorf("recorder %s: %w", r.name, r.failNextE)
 	}
-	r.batches = append(r.batches, slices.Clone(events))
+	r.batches = append(r.batches, slices.Clone(batch.Events()))
 	return nil
 }
 

@@ -158,7 +158,7 @@ func publish(t *testing.T, s sink.Sink, events []schema.Event) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	if err := s.Publish(ctx, events); err != nil {
+	if err := s.Publish(ctx, sink.NewBatch(events)); err != nil {
 		t.Fatalf("Publish of %d events: %v", len(events), err)
 	}
 }
@@ -294,7 +294,7 @@ func testContextCancelled(t *testing.T, h Harness) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := within(t, hangGuard, "Publish with a cancelled context", func() error {
-		return s.Publish(ctx, Batch(0, 3))
+		return s.Publish(ctx, sink.NewBatch(Batch(0, 3)))
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Publish with a cancelled context = %v, want an error wrapping context.Canceled", err)
@@ -306,7 +306,7 @@ func testContextCancelled(t *testing.T, h Harness) {
 	ctx, cancel = context.WithCancel(context.Background())
 	err = within(t, hangGuard, "Publish cancelled mid-way", func() error {
 		done := make(chan error, 1)
-		go func() { done <- s.Publish(ctx, midway) }()
+		go func() { done <- s.Publish(ctx, sink.NewBatch(midway)) }()
 		cancel()
 		return <-done
 	})
@@ -330,7 +330,7 @@ func testOutage(t *testing.T, h Harness) {
 	down := Batch(10, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	err := within(t, hangGuard, "Publish while the destination is down", func() error {
-		return s.Publish(ctx, down)
+		return s.Publish(ctx, sink.NewBatch(down))
 	})
 	cancel()
 	if err == nil {

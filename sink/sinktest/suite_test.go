@@ -21,14 +21,14 @@ type brokenSink struct {
 	ignoreCtx bool
 }
 
-func (b *brokenSink) Publish(ctx context.Context, events []schema.Event) error {
+func (b *brokenSink) Publish(ctx context.Context, batch *sink.Batch) error {
 	if b.ignoreCtx {
 		ctx = context.Background()
 	}
 	if b.mangle != nil {
-		events = b.mangle(slices.Clone(events))
+		batch = sink.NewBatch(b.mangle(slices.Clone(batch.Events())))
 	}
-	return b.Recorder.Publish(ctx, events)
+	return b.Recorder.Publish(ctx, batch)
 }
 
 // defects maps a defect to the failure message the suite must report.
