@@ -97,9 +97,9 @@ func init() {
 		"tencent.rate_limit", "tencent.request_timeout",
 		"groups", "groups.ids", "groups.mark",
 		"poll", "poll.interval", "poll.member_cap", "poll.baseline", "poll.concurrency", "poll.confirm_departures",
-		"state", "state.driver", "state.path",
+		"state", "state.driver", "state.path", "state.checkpoint_interval",
 		"sinks",
-		"http", "http.listen",
+		"http", "http.listen", "http.pprof",
 		"log", "log.level", "log.format",
 		"shutdown_timeout",
 	} {

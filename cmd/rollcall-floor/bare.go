@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -46,10 +47,10 @@ type barePage struct {
 // runBare lists room-1…room-N round-robin until ctx ends: one keep-alive
 // POST and one typed JSON decode per get_members call, concurrency calls
 // in flight, rate calls per second. It returns the calls answered OK.
-func runBare(ctx context.Context, o bareOptions) (int64, error) {
+func runBare(ctx context.Context, o bareOptions, calls *atomic.Int64) error {
 	sig, err := usersig.Generate(tencenttest.DefaultSDKAppID, tencenttest.DefaultAdmin, tencenttest.DefaultKey, 86400, time.Now(), nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	prefix := o.endpoint + "/v4/group_open_avchatroom_http_svc/get_members?sdkappid=" +
 		strconv.FormatUint(tencenttest.DefaultSDKAppID, 10) + "&identifier=" + tencenttest.DefaultAdmin +
@@ -60,7 +61,7 @@ func runBare(ctx context.Context, o bareOptions) (int64, error) {
 	defer tr.CloseIdleConnections()
 
 	lim := rate.NewLimiter(rate.Limit(o.rate), 1)
-	var next, calls atomic.Int64
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, o.concurrency)
 	for range o.concurrency {
@@ -116,17 +117,19 @@ func runBare(ctx context.Context, o bareOptions) (int64, error) {
 	wg.Wait()
 	close(errc)
 	if err := <-errc; err != nil {
-		return calls.Load(), err
+		return err
 	}
-	return calls.Load(), nil
+	return nil
 }
 
-// bareMain is the bare side's process: it runs until SIGTERM (ctx) or
-// duration and prints "calls N" on stdout.
+// bareMain is the bare side's process: it runs for warmup, then for
+// duration, and prints the calls it made and the CPU it used (user+sys,
+// from getrusage) in the second part: "calls N cpu_ns M".
 func bareMain(ctx context.Context, args []string, stdout io.Writer) error {
 	var o bareOptions
-	var d time.Duration
+	var d, warmup time.Duration
 	fs := newFlagSet("bare", io.Discard)
+	fs.DurationVar(&warmup, "warmup", 0, "")
 	fs.StringVar(&o.endpoint, "endpoint", "", "")
 	fs.IntVar(&o.groups, "groups", 0, "")
 	fs.Float64Var(&o.rate, "rate", 0, "")
@@ -138,9 +141,35 @@ func bareMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if o.endpoint == "" || o.groups < 1 || o.rate <= 0 || o.concurrency < 1 || d <= 0 {
 		return errors.New("bare: need --endpoint, --groups, --rate, --concurrency and --duration")
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := context.WithTimeout(ctx, warmup+d)
 	defer cancel()
-	calls, err := runBare(ctx, o)
-	fmt.Fprintf(stdout, "calls %d\n", calls)
+	var calls atomic.Int64
+	type mark struct {
+		calls int64
+		cpu   time.Duration
+	}
+	marks := make(chan mark, 1)
+	go func() {
+		if sleepCtx(ctx, warmup) {
+			marks <- mark{calls.Load(), cpuUsed()}
+		}
+		close(marks)
+	}()
+	err := runBare(ctx, o, &calls)
+	end := mark{calls.Load(), cpuUsed()}
+	start, ok := <-marks
+	if !ok {
+		return errors.New("bare: stopped during the warm-up")
+	}
+	fmt.Fprintf(stdout, "calls %d cpu_ns %d\n", end.calls-start.calls, int64(end.cpu-start.cpu))
 	return err
+}
+
+// cpuUsed is this process's CPU time so far (user+sys).
+func cpuUsed() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

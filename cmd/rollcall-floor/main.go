@@ -90,7 +90,8 @@ func floor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	members := fs.Int("members", 20, "members per group")
 	callRate := fs.Float64("rate", 100, "get_members calls per second (the daemon's rate_limit; its poll.interval is groups/rate, at least 1s)")
 	concurrency := fs.Int("concurrency", 8, "calls in flight (the daemon's poll.concurrency)")
-	duration := fs.Duration("duration", 60*time.Second, "how long each side runs")
+	duration := fs.Duration("duration", 60*time.Second, "how long each side is measured, after its warm-up")
+	warmup := fs.Duration("warmup", -1, "how long each side runs before it is measured (default: one poll interval and 5s, so the daemon's first cycle — the baseline of every group — is not counted)")
 	churn := fs.Duration("churn", 2*time.Second, "the simulator's churn interval (0 disables)")
 	dir := fs.String("dir", "", "working directory for the binary, state and events (default: a temporary one, removed after)")
 	bin := fs.String("rollcall", "", "a rollcall binary to use (default: go build ./cmd/rollcall into the working directory)")
@@ -130,14 +131,17 @@ func floor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	interval := time.Duration(float64(*groups) / *callRate * float64(time.Second)).Round(time.Millisecond)
 	interval = max(interval, time.Second)
 	effRate := math.Min(*callRate, float64(*groups)/interval.Seconds())
+	if *warmup < 0 {
+		*warmup = interval + 5*time.Second
+	}
 
-	fmt.Fprintf(stderr, "daemon: %d groups x %d members, %.4g calls/s, %d in flight, for %v ...\n", *groups, *members, effRate, *concurrency, *duration)
-	daemon, err := runDaemon(ctx, *bin, *dir, endpoint, *groups, *callRate, interval, *concurrency, *duration)
+	fmt.Fprintf(stderr, "daemon: %d groups x %d members, %.4g calls/s, %d in flight, %v warm-up, then measured for %v ...\n", *groups, *members, effRate, *concurrency, *warmup, *duration)
+	daemon, err := runDaemon(ctx, *bin, *dir, endpoint, *groups, *callRate, interval, *concurrency, *warmup, *duration)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "bare client: the same for %v ...\n", *duration)
-	bare, err := runBareProcess(ctx, endpoint, *groups, effRate, *concurrency, *duration)
+	fmt.Fprintf(stderr, "bare client: the same, %v warm-up, then measured for %v ...\n", *warmup, *duration)
+	bare, err := runBareProcess(ctx, endpoint, *groups, effRate, *concurrency, *warmup, *duration)
 	if err != nil {
 		return err
 	}
@@ -221,7 +225,7 @@ func freePort() (string, error) {
 
 // runDaemon runs `rollcall run` for d, reads rollcall_api_calls_total from
 // its metrics endpoint, stops it with SIGTERM and returns its CPU.
-func runDaemon(ctx context.Context, bin, dir, endpoint string, groups int, callRate float64, interval time.Duration, concurrency int, d time.Duration) (side, error) {
+func runDaemon(ctx context.Context, bin, dir, endpoint string, groups int, callRate float64, interval time.Duration, concurrency int, warmup, d time.Duration) (side, error) {
 	metricsAddr, err := freePort()
 	if err != nil {
 		return side{}, err
@@ -272,13 +276,17 @@ log:
 	if err := cmd.Start(); err != nil {
 		return side{}, err
 	}
-	t := time.NewTimer(d)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+	// The window is read from the daemon's own metrics: its API calls and
+	// process_cpu_seconds_total, at the end of the warm-up and at the end.
+	url := "http://" + metricsAddr + "/metrics"
+	var first, last sample
+	var scrapeErr error
+	if sleepCtx(ctx, warmup) {
+		first, scrapeErr = scrape(url)
+		if scrapeErr == nil && sleepCtx(ctx, d) {
+			last, scrapeErr = scrape(url)
+		}
 	}
-	t.Stop()
-	calls, scrapeErr := scrapeCalls("http://" + metricsAddr + "/metrics")
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		return side{}, fmt.Errorf("the daemon: %w; see %s", err, logf.Name())
@@ -289,46 +297,77 @@ log:
 	if scrapeErr != nil {
 		return side{}, fmt.Errorf("the daemon's metrics: %w", scrapeErr)
 	}
-	return side{name: "daemon", calls: calls, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
+	return side{name: "daemon", calls: last.calls - first.calls, cpu: last.cpu - first.cpu}, nil
 }
 
-// scrapeCalls sums rollcall_api_calls_total over its labels.
-func scrapeCalls(url string) (int64, error) {
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// sample is what one scrape of the daemon's metrics says.
+type sample struct {
+	calls int64         // rollcall_api_calls_total, summed
+	cpu   time.Duration // process_cpu_seconds_total
+}
+
+// scrape reads a sample from the daemon's /metrics.
+func scrape(url string) (sample, error) {
 	// No keep-alive: one request, and no idle connection left behind.
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	res, err := hc.Get(url)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: %s", url, res.Status)
+		return sample{}, fmt.Errorf("%s: %s", url, res.Status)
 	}
-	var total float64
+	var calls, cpu float64
+	cpuSeen := false
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "rollcall_api_calls_total{") && !strings.HasPrefix(line, "rollcall_api_calls_total ") {
+		isCalls := strings.HasPrefix(line, "rollcall_api_calls_total{") || strings.HasPrefix(line, "rollcall_api_calls_total ")
+		isCPU := strings.HasPrefix(line, "process_cpu_seconds_total ")
+		if !isCalls && !isCPU {
 			continue
 		}
 		f := strings.Fields(line)
 		v, err := strconv.ParseFloat(f[len(f)-1], 64)
 		if err != nil {
-			return 0, fmt.Errorf("%q: %w", line, err)
+			return sample{}, fmt.Errorf("%q: %w", line, err)
 		}
-		total += v
+		if isCPU {
+			cpu, cpuSeen = v, true
+		} else {
+			calls += v
+		}
 	}
-	return int64(total), sc.Err()
+	if err := sc.Err(); err != nil {
+		return sample{}, err
+	}
+	if !cpuSeen {
+		return sample{}, errors.New("no process_cpu_seconds_total (the process collector reads /proc: Linux only)")
+	}
+	return sample{calls: int64(calls), cpu: time.Duration(cpu * float64(time.Second))}, nil
 }
 
 // runBareProcess re-executes this program as the bare client.
-func runBareProcess(ctx context.Context, endpoint string, groups int, callRate float64, concurrency int, d time.Duration) (side, error) {
+func runBareProcess(ctx context.Context, endpoint string, groups int, callRate float64, concurrency int, warmup, d time.Duration) (side, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return side{}, err
 	}
 	cmd := exec.CommandContext(ctx, self, "--endpoint", endpoint, "--groups", strconv.Itoa(groups),
-		"--rate", strconv.FormatFloat(callRate, 'g', -1, 64), "--concurrency", strconv.Itoa(concurrency), "--duration", d.String())
+		"--rate", strconv.FormatFloat(callRate, 'g', -1, 64), "--concurrency", strconv.Itoa(concurrency), "--warmup", warmup.String(), "--duration", d.String())
 	cmd.Env = append(os.Environ(), roleEnv+"=bare")
 	var errb strings.Builder
 	cmd.Stderr = &errb
@@ -336,9 +375,9 @@ func runBareProcess(ctx context.Context, endpoint string, groups int, callRate f
 	if err != nil {
 		return side{}, fmt.Errorf("the bare client: %w: %s", err, errb.String())
 	}
-	var calls int64
-	if _, err := fmt.Sscanf(string(out), "calls %d", &calls); err != nil {
+	var calls, cpuNS int64
+	if _, err := fmt.Sscanf(string(out), "calls %d cpu_ns %d", &calls, &cpuNS); err != nil {
 		return side{}, fmt.Errorf("the bare client printed %q", out)
 	}
-	return side{name: "bare", calls: calls, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
+	return side{name: "bare", calls: calls, cpu: time.Duration(cpuNS)}, nil
 }

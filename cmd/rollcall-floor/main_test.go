@@ -33,7 +33,7 @@ func TestFloorPrintsRatio(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	if code := Main(ctx, []string{"--groups", "20", "--members", "5", "--duration", "2s", "--dir", t.TempDir()}, &stdout, &stderr); code != 0 {
+	if code := Main(ctx, []string{"--groups", "20", "--members", "5", "--warmup", "1500ms", "--duration", "2s", "--dir", t.TempDir()}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
 	out := stdout.String()
@@ -56,9 +56,10 @@ func TestBareNeedsItsFlags(t *testing.T) {
 	}
 }
 
-// TestScrapeCallsSumsEveryCode: the daemon's calls are the counter summed
-// over command and code; other families are not counted.
-func TestScrapeCallsSumsEveryCode(t *testing.T) {
+// TestScrapeSumsEveryCode: the daemon's calls are the counter summed over
+// command and code, other families are not counted, and its CPU is
+// process_cpu_seconds_total.
+func TestScrapeSumsEveryCode(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, `# HELP rollcall_api_calls_total Tencent Chat REST API calls.
 # TYPE rollcall_api_calls_total counter
@@ -67,11 +68,13 @@ rollcall_api_calls_total{code="transport",command="get_members"} 5
 rollcall_api_calls_total{code="0",command="get_online_member_num"} 0
 rollcall_api_calls_totally_different 99
 rollcall_api_call_duration_seconds_count{command="get_members"} 1239
+process_cpu_seconds_total 12.5
+process_cpu_seconds_total_not 3
 `)
 	}))
 	defer srv.Close()
-	n, err := scrapeCalls(srv.URL)
-	if err != nil || n != 1239 {
-		t.Fatalf("scrapeCalls = %d, %v; want 1239", n, err)
+	got, err := scrape(srv.URL)
+	if err != nil || got.calls != 1239 || got.cpu != 12500*time.Millisecond {
+		t.Fatalf("scrape = %+v, %v; want 1239 calls and 12.5s", got, err)
 	}
 }
