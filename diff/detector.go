@@ -309,7 +309,7 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		if d.checkpoint > 0 && d.now().Sub(g.savedAt) < d.checkpoint {
 			return nil
 		}
-		return d.commit(ctx, g, next)
+		return d.save(ctx, g, next, true)
 	}
 	if len(events) == 0 {
 		return d.commit(ctx, g, next)
@@ -385,10 +385,22 @@ func (d *Detector) flush(ctx context.Context, g *group, groupID string, p *Pendi
 // commit saves next as the acknowledged state (stores ignore its Pending)
 // and keeps it.
 func (d *Detector) commit(ctx context.Context, g *group, next *State) error {
+	return d.save(ctx, g, next, false)
+}
+
+// save writes next and keeps it; a checkpoint (only what events do not
+// carry changed) goes through the store's cheaper write when it has one.
+func (d *Detector) save(ctx context.Context, g *group, next *State, checkpoint bool) error {
 	// The batch (whose Next may be next itself) is being committed: a
 	// store must not see it, and next must not point at itself.
 	next.Pending = nil
-	rev, err := d.store.Save(ctx, next, g.rev)
+	var rev Revision
+	var err error
+	if cs, ok := d.store.(CheckpointSaver); ok && checkpoint {
+		rev, err = cs.SaveCheckpoint(ctx, next, g.rev)
+	} else {
+		rev, err = d.store.Save(ctx, next, g.rev)
+	}
 	if err != nil {
 		d.drop(g)
 		d.metrics.commitFailed()
@@ -418,7 +430,7 @@ func (d *Detector) Checkpoint(ctx context.Context) error {
 			return errors.Join(first, err)
 		}
 		if g.loaded && g.dirty && g.cached != nil && g.cached.Pending == nil {
-			if err := d.commit(ctx, g, g.cached); err != nil && first == nil {
+			if err := d.save(ctx, g, g.cached, true); err != nil && first == nil {
 				first = err
 			}
 		}

@@ -446,3 +446,45 @@ func TestDetectorForget(t *testing.T) {
 		t.Fatalf("tracked with g1 back = %v, want 6", v)
 	}
 }
+
+// checkpointStore counts the writes that go through SaveCheckpoint.
+type checkpointStore struct {
+	*diff.MemoryStore
+	checkpoints int
+}
+
+func (s *checkpointStore) SaveCheckpoint(ctx context.Context, st *diff.State, base diff.Revision) (diff.Revision, error) {
+	s.checkpoints++
+	return s.MemoryStore.Save(ctx, st, base)
+}
+
+// TestDetectorCheckpointsThroughTheCheaperWrite: a quiet poll's write (and
+// Checkpoint's) uses the store's SaveCheckpoint; a membership change does
+// not.
+func TestDetectorCheckpointsThroughTheCheaperWrite(t *testing.T) {
+	ctx := context.Background()
+	st := &checkpointStore{MemoryStore: diff.NewMemoryStore()}
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: st, Diff: diff.Options{SDKAppID: 1},
+		Publisher: diff.PublisherFunc(func(context.Context, []schema.Event) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := func(n int, accounts ...string) schema.Snapshot {
+		s := schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(n) * time.Minute)}
+		for _, a := range accounts {
+			s.Members = append(s.Members, schema.Member{Account: a, JoinTime: t0.Unix() - 60})
+		}
+		return s
+	}
+	for i, tc := range []struct {
+		snap schema.Snapshot
+		want int
+	}{{snap(0, "a"), 0}, {snap(1, "a"), 1}, {snap(2, "a", "b"), 1}, {snap(3, "a", "b"), 2}} {
+		if err := d.HandleSnapshot(ctx, tc.snap); err != nil {
+			t.Fatal(err)
+		}
+		if st.checkpoints != tc.want {
+			t.Fatalf("poll %d: %d checkpoint writes, want %d", i, st.checkpoints, tc.want)
+		}
+	}
+}

@@ -74,6 +74,20 @@ func (m *MonitoredStore) Save(ctx context.Context, s *State, base Revision) (Rev
 	return rev, err
 }
 
+// SaveCheckpoint implements CheckpointSaver: the wrapped store's, or its
+// Save when it has none.
+func (m *MonitoredStore) SaveCheckpoint(ctx context.Context, s *State, base Revision) (Revision, error) {
+	var rev Revision
+	var err error
+	if cs, ok := m.inner.(CheckpointSaver); ok {
+		rev, err = cs.SaveCheckpoint(ctx, s, base)
+	} else {
+		rev, err = m.inner.Save(ctx, s, base)
+	}
+	m.record(ctx, err)
+	return rev, err
+}
+
 // SaveOutbox implements Store.
 func (m *MonitoredStore) SaveOutbox(ctx context.Context, groupID string, p *Pending, base Revision) (Revision, error) {
 	rev, err := m.inner.SaveOutbox(ctx, groupID, p, base)

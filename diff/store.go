@@ -53,6 +53,15 @@ type Lister interface {
 	List(ctx context.Context) ([]string, error)
 }
 
+// CheckpointSaver is implemented by stores with a cheaper write for
+// checkpoints: a state that differs from the stored one only in what
+// events do not carry (last-seen times, profiles). After a crash such a
+// write may be found undone — the previous state, whole — but never torn.
+// The Detector uses it, when present, instead of Save for those writes.
+type CheckpointSaver interface {
+	SaveCheckpoint(ctx context.Context, s *State, base Revision) (Revision, error)
+}
+
 // HealthChecker is implemented by stores that can say whether they are
 // usable. Healthy must be cheap, with no I/O: /readyz calls it on every
 // probe.

@@ -66,6 +66,11 @@ type Store struct {
 	// lock), so only a caller's stale revision conflicts.
 	fence diff.Fence
 
+	// noOutbox holds the groups known to have no outbox file (a Save
+	// removed it, or a Load found none), so a Save need not try to remove
+	// it: one syscall less per write.
+	noOutbox sync.Map
+
 	mu     sync.RWMutex // guards closed; Close waits for in-flight calls
 	closed bool
 }
@@ -199,9 +204,14 @@ func (s *Store) load(ctx context.Context, groupID string) (*diff.State, error) {
 		}
 	}
 	ob, err := s.loadOutbox(outboxPath(p), groupID)
-	if err != nil || ob == nil {
+	if err != nil {
 		return st, err
 	}
+	if ob == nil {
+		s.noOutbox.Store(groupID, struct{}{})
+		return st, nil
+	}
+	s.noOutbox.Delete(groupID)
 	if st == nil {
 		return diff.OutboxOnly(groupID, ob), nil
 	}
@@ -258,7 +268,23 @@ func (s *Store) Save(ctx context.Context, st *diff.State, base diff.Revision) (d
 	if s.isClosed() {
 		return 0, diff.ErrClosed // whatever the revision
 	}
-	return s.fence.Write(st.GroupID, base, func() error { return s.save(ctx, st) })
+	return s.fence.Write(st.GroupID, base, func() error { return s.save(ctx, st, true) })
+}
+
+// SaveCheckpoint implements diff.CheckpointSaver: Save, except that the
+// directory is not synced, so after a power loss the rename may be lost
+// and the group's previous state file found instead — whole either way
+// (the file itself is synced before the rename). A checkpoint only moves
+// last-seen times and profiles forward; the next durable write (an
+// outbox, a commit) syncs the directory, renames included.
+func (s *Store) SaveCheckpoint(ctx context.Context, st *diff.State, base diff.Revision) (diff.Revision, error) {
+	if st == nil {
+		return 0, errors.New("save state: nil state")
+	}
+	if s.isClosed() {
+		return 0, diff.ErrClosed
+	}
+	return s.fence.Write(st.GroupID, base, func() error { return s.save(ctx, st, false) })
 }
 
 func (s *Store) isClosed() bool {
@@ -267,7 +293,7 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
-func (s *Store) save(ctx context.Context, st *diff.State) error {
+func (s *Store) save(ctx context.Context, st *diff.State, durable bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -290,13 +316,18 @@ func (s *Store) save(ctx context.Context, st *diff.State) error {
 	if err := s.write(p, b); err != nil {
 		return err
 	}
-	if err := os.Remove(outboxPath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove outbox: %w", err)
+	if _, none := s.noOutbox.Load(st.GroupID); !none {
+		if err := os.Remove(outboxPath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove outbox: %w", err)
+		}
 	}
-	// Without this the rename itself may not survive a power loss.
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("sync state dir: %w", err)
+	if durable {
+		// Without this the rename itself may not survive a power loss.
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("sync state dir: %w", err)
+		}
 	}
+	s.noOutbox.Store(st.GroupID, struct{}{})
 	return nil
 }
 
@@ -326,6 +357,7 @@ func (s *Store) saveOutbox(ctx context.Context, groupID string, pend *diff.Pendi
 	if err != nil {
 		return fmt.Errorf("save outbox of %q: %w", groupID, err)
 	}
+	s.noOutbox.Delete(groupID) // from now on, until a Save removes it
 	// Next's own Pending is never encoded (json:"-").
 	b, err := json.Marshal(outboxFile{Version: diff.StateVersion, GroupID: groupID, Events: pend.Events, Next: pend.Next})
 	if err != nil {
@@ -421,9 +453,15 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	// Checkpoints since the last durable write renamed files without
+	// syncing the directory: make them durable before letting go.
+	syncErr := syncDir(s.dir)
 	// Closing the descriptor releases the flock.
 	if err := s.lock.Close(); err != nil {
 		return fmt.Errorf("release state dir lock: %w", err)
+	}
+	if syncErr != nil {
+		return fmt.Errorf("sync state dir: %w", syncErr)
 	}
 	return nil
 }

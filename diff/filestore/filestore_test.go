@@ -514,3 +514,38 @@ func saveOutbox(ctx context.Context, s *Store, groupID string, p *diff.Pending) 
 	_, err := s.SaveOutbox(ctx, groupID, p, rev)
 	return err
 }
+
+// TestSaveCheckpoint: a checkpoint is a Save (same file, same revision
+// rules) that skips the directory sync; Close syncs it.
+func TestSaveCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	st := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0,
+		Members: []diff.Tracked{{Member: schema.Member{Account: "alice", JoinTime: t0.Unix()}, LastSeen: diff.InstantOf(t0)}}}
+	rev, err := s.Save(ctx, st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := st.Clone()
+	later.ObservedAt = t0.Add(time.Minute)
+	later.Members[0].LastSeen = diff.InstantOf(later.ObservedAt)
+	var ce *diff.ConflictError
+	if _, err := s.SaveCheckpoint(ctx, later, rev-1); !errors.As(err, &ce) {
+		t.Fatalf("SaveCheckpoint on a stale revision = %v, want a conflict", err)
+	}
+	rev2, err := s.SaveCheckpoint(ctx, later, rev)
+	if err != nil || rev2 == rev {
+		t.Fatalf("SaveCheckpoint = %d, %v", rev2, err)
+	}
+	got, rev3, err := s.Load(ctx, "g")
+	if err != nil || rev3 != rev2 || !reflect.DeepEqual(got, later) {
+		t.Fatalf("Load after a checkpoint = %+v at %d, %v; want %+v at %d", got, rev3, err, later, rev2)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveCheckpoint(ctx, later, rev2); !errors.Is(err, diff.ErrClosed) {
+		t.Fatalf("SaveCheckpoint after Close = %v", err)
+	}
+}
