@@ -292,6 +292,24 @@ type membersRequest struct {
 	Mark      *int64      `json:"Mark,omitempty"`
 }
 
+// appendJSON encodes r as encoding/json does, without reflection: one
+// request is made per page of every poll.
+func (r *membersRequest) appendJSON(b []byte) []byte {
+	b = append(b, `{"GroupId":`...)
+	b = schema.AppendJSONString(b, r.GroupID)
+	b = append(b, `,"Timestamp":`...)
+	if r.Timestamp == "" {
+		b = append(b, '0') // as encoding/json writes an empty json.Number
+	} else {
+		b = append(b, r.Timestamp...)
+	}
+	if r.Mark != nil {
+		b = append(b, `,"Mark":`...)
+		b = strconv.AppendInt(b, *r.Mark, 10)
+	}
+	return append(b, '}')
+}
+
 type wireMember struct {
 	Account  string   `json:"Member_Account"`
 	NickName string   `json:"NickName"`
@@ -487,7 +505,7 @@ func (c *Client) ListMembers(ctx context.Context, groupID string) ([]schema.Memb
 			return nil, fmt.Errorf("get_members: %w: more than %d pages", ErrPagingLoop, c.maxPages)
 		}
 		var resp *membersResponse
-		err := c.call(ctx, cmdGetMembers, svcAVChatRoom, groupID, req, func() response {
+		err := c.call(ctx, cmdGetMembers, svcAVChatRoom, groupID, &req, func() response {
 			resp = newMembersResponse(members)
 			return resp
 		})
@@ -681,8 +699,11 @@ func (c *Client) call(ctx context.Context, command, service, groupID string, bod
 // callRetry is call; without retry a failure is returned at once (the
 // one-time usersig renewal on an auth code still happens).
 func (c *Client) callRetry(ctx context.Context, retry bool, command, service, groupID string, body any, newResp func() response) error {
-	payload, err := json.Marshal(body)
-	if err != nil {
+	var payload []byte
+	var err error
+	if a, ok := body.(interface{ appendJSON([]byte) []byte }); ok {
+		payload = a.appendJSON(make([]byte, 0, 128))
+	} else if payload, err = json.Marshal(body); err != nil {
 		return fmt.Errorf("%s: encode request: %w", command, err)
 	}
 	var (
