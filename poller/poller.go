@@ -397,10 +397,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}()
 
 	var wg sync.WaitGroup
+	pool := newWorkers()
 	for sched.Err() == nil {
-		s.runCycle(sched, work, &wg, false, done)
+		s.runCycle(sched, work, &wg, pool, false, done)
 	}
 	wg.Wait()
+	pool.close()
 	close(drained)
 	<-drainerDone
 
@@ -435,8 +437,10 @@ func (s *Scheduler) RunOnce(ctx context.Context) error {
 		mu.Unlock()
 	}
 	var wg sync.WaitGroup
-	s.runCycle(ctx, ctx, &wg, true, done)
+	pool := newWorkers()
+	s.runCycle(ctx, ctx, &wg, pool, true, done)
 	wg.Wait()
+	pool.close()
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
@@ -446,7 +450,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) error {
 // runCycle starts the polls of one cycle, each at its slot, and returns
 // after the cycle's end (once: after the last poll started). done receives
 // each poll's error (nil errors are not reported).
-func (s *Scheduler) runCycle(sched, work context.Context, wg *sync.WaitGroup, once bool, done func(error)) {
+func (s *Scheduler) runCycle(sched, work context.Context, wg *sync.WaitGroup, pool *workers, once bool, done func(error)) {
 	ids, length, interval := s.plan()
 	start := s.now()
 	c := &cycle{start: start, length: length}
@@ -472,12 +476,12 @@ slots:
 			break slots
 		}
 		wg.Add(1)
-		go func() {
+		pool.do(func() {
 			defer wg.Done()
 			if err := s.poll(work, id, slot, c); err != nil {
 				done(err)
 			}
-		}()
+		})
 	}
 	s.endDispatch(c)
 	if !once {
