@@ -93,6 +93,7 @@ func floor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 60*time.Second, "how long each side is measured, after its warm-up")
 	warmup := fs.Duration("warmup", -1, "how long each side runs before it is measured (default: one poll interval and 5s, so the daemon's first cycle — the baseline of every group — is not counted)")
 	churn := fs.Duration("churn", 2*time.Second, "the simulator's churn interval (0 disables)")
+	checkpoint := fs.String("checkpoint-interval", "", "the daemon's state.checkpoint_interval (default: its default, 1m)")
 	dir := fs.String("dir", "", "working directory for the binary, state and events (default: a temporary one, removed after)")
 	bin := fs.String("rollcall", "", "a rollcall binary to use (default: go build ./cmd/rollcall into the working directory)")
 	if err := fs.Parse(args); err != nil {
@@ -136,7 +137,7 @@ func floor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stderr, "daemon: %d groups x %d members, %.4g calls/s, %d in flight, %v warm-up, then measured for %v ...\n", *groups, *members, effRate, *concurrency, *warmup, *duration)
-	daemon, err := runDaemon(ctx, *bin, *dir, endpoint, *groups, *callRate, interval, *concurrency, *warmup, *duration)
+	daemon, err := runDaemon(ctx, *bin, *dir, endpoint, *groups, *callRate, interval, *concurrency, *checkpoint, *warmup, *duration)
 	if err != nil {
 		return err
 	}
@@ -225,7 +226,7 @@ func freePort() (string, error) {
 
 // runDaemon runs `rollcall run` for d, reads rollcall_api_calls_total from
 // its metrics endpoint, stops it with SIGTERM and returns its CPU.
-func runDaemon(ctx context.Context, bin, dir, endpoint string, groups int, callRate float64, interval time.Duration, concurrency int, warmup, d time.Duration) (side, error) {
+func runDaemon(ctx context.Context, bin, dir, endpoint string, groups int, callRate float64, interval time.Duration, concurrency int, checkpoint string, warmup, d time.Duration) (side, error) {
 	metricsAddr, err := freePort()
 	if err != nil {
 		return side{}, err
@@ -253,7 +254,7 @@ poll:
 state:
   driver: file
   path: %s
-sinks:
+%ssinks:
   - type: file
     path: %s
 http:
@@ -261,7 +262,7 @@ http:
 log:
   level: warn
 `, tencenttest.DefaultSDKAppID, tencenttest.DefaultAdmin, tencenttest.DefaultKey, endpoint, callRate,
-		strings.Join(ids, ", "), interval, concurrency, strconv.Quote(state), strconv.Quote(events), metricsAddr)
+		strings.Join(ids, ", "), interval, concurrency, strconv.Quote(state), checkpointLine(checkpoint), strconv.Quote(events), metricsAddr)
 	cfgPath := filepath.Join(dir, "rollcall.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return side{}, err
@@ -298,6 +299,14 @@ log:
 		return side{}, fmt.Errorf("the daemon's metrics: %w", scrapeErr)
 	}
 	return side{name: "daemon", calls: last.calls - first.calls, cpu: last.cpu - first.cpu}, nil
+}
+
+// checkpointLine is the state section's checkpoint_interval line, if set.
+func checkpointLine(d string) string {
+	if d == "" {
+		return ""
+	}
+	return "  checkpoint_interval: " + strconv.Quote(d) + "\n"
 }
 
 // sleepCtx waits d; false when ctx ended first.
