@@ -303,15 +303,7 @@ func BenchmarkFilePublish(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close(context.Background())
-			batch := sinktest.Batch(0, 34)[:100]
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := s.Publish(ctx, sink.NewBatch(batch)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+			benchPublish(b, s, sinktest.Batch(0, 34)[:100])
 		})
 	}
 }
