@@ -130,11 +130,7 @@ func TestCommandSnapshot(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{PageSize: 250})
 	base := time.Now().Unix() - 7200
-	var ms []schema.Member
-	for i := range 600 {
-		ms = append(ms, member(fmt.Sprintf("u%03d", i), base+int64(i)))
-	}
-	api.AddGroup("@TGS#big", ms...)
+	api.AddGroup("@TGS#big", members(600, "u%03d", base)...)
 	e := newEnv(t, api, []string{"@TGS#big"}, "")
 
 	r := runCLI(t, api.Key(), nil, "snapshot", "--config", e.config, "--group", "@TGS#big", "--format", "json")

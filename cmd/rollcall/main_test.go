@@ -61,6 +61,16 @@ func member(account string, jt int64) schema.Member {
 	return schema.Member{Account: account, NickName: "nick-" + account, JoinTime: jt}
 }
 
+// members returns n members named by format and their index (e.g. "m%02d"),
+// who joined one second apart from base.
+func members(n int, format string, base int64) []schema.Member {
+	ms := make([]schema.Member, 0, n)
+	for i := range n {
+		ms = append(ms, member(fmt.Sprintf(format, i), base+int64(i)))
+	}
+	return ms
+}
+
 // e2eEnv is one rollcall installation: a config file, a state directory
 // and a file sink directory.
 type e2eEnv struct {
