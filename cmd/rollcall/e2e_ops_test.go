@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 // These tests run `rollcall run` as a daemon subprocess, the way it is
@@ -301,13 +302,13 @@ var opsMetricFamilies = []string{
 // member account (or the key) anywhere in it.
 func TestE2EOpsHealthAndMetrics(t *testing.T) {
 	kc := startKfake(t, t.TempDir(), 0)
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#ops1", "@TGS#ops2"}
 	api.AddGroup(groups[0], member("alice", 1795600000), member("bob", 1795600010))
 	api.AddGroup(groups[1], member("carol", 1795600020))
 	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, kafkaSinkYAML(kc.ListenAddrs()[0], "structured")+natsDaemonSinkYAML(nb.url()))
+	e.writeDaemonConfig(groups, kafkaSinkYAML(kc.ListenAddrs()[0], "structured")+natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 
 	if code, body := d.get("/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
@@ -358,13 +359,13 @@ func TestE2EOpsHealthAndMetrics(t *testing.T) {
 // running daemon: /readyz fails naming the sink, polling pauses instead of
 // piling up API calls, and nothing produced during the outage is lost.
 func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#r1", "@TGS#r2"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	api.AddGroup(groups[1], member("bob", 1795600010))
 	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.url()))
+	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 
 	e.waitEvents(2)
@@ -373,7 +374,7 @@ func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
 		return code == http.StatusOK
 	})
 
-	nb.stop()
+	nb.Stop()
 	var body string
 	opsEventually(t, 20*time.Second, "/readyz 503 with NATS down", func() bool {
 		var code int
@@ -408,14 +409,14 @@ func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
 	}
 	opsEventually(t, 20*time.Second, "rollcall_ready 0", func() bool { return d.metric("rollcall_ready") == 0 })
 
-	nb.start()
+	nb.Start()
 	opsEventually(t, 30*time.Second, "/readyz 200 after NATS is back", func() bool {
 		code, _ := d.get("/readyz")
 		return code == http.StatusOK
 	})
 	want := e.events()
 	tokens := map[string]string{groups[0]: "%40TGS%23r1", groups[1]: "%40TGS%23r2"}
-	js := nb.jetStream(t)
+	js := nb.JetStream(t)
 	opsEventually(t, 20*time.Second, "every event in the stream", func() bool {
 		return streamMsgCount(t, js) >= uint64(len(want))
 	})
@@ -436,14 +437,14 @@ func sortedCopy(s []string) []string {
 // blockedPublish starts a daemon over a NATS sink, lets it commit a
 // baseline, stops NATS and changes the group, and returns once the change
 // was listed and the publish to NATS is retrying.
-func blockedPublish(t *testing.T) (*e2eEnv, *natsBroker, *opsDaemon, map[string]string) {
+func blockedPublish(t *testing.T) (*e2eEnv, *natstest.Server, *opsDaemon, map[string]string) {
 	t.Helper()
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#sig"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.url()))
+	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 	e.waitEvents(1)
 	opsEventually(t, 20*time.Second, "the baseline committed", func() bool {
@@ -451,7 +452,7 @@ func blockedPublish(t *testing.T) (*e2eEnv, *natsBroker, *opsDaemon, map[string]
 	})
 	state := readStateDir(t, e.stateDir)
 
-	nb.stop()
+	nb.Stop()
 	api.Leave(groups[0], "alice")
 	api.Join(groups[0], member("bob", 1795600100))
 	e.waitEvents(3)
@@ -467,7 +468,7 @@ func blockedPublish(t *testing.T) (*e2eEnv, *natsBroker, *opsDaemon, map[string]
 func TestE2EOpsSIGHUPThenSIGTERMDuringBlockedPublish(t *testing.T) {
 	e, nb, d, _ := blockedPublish(t)
 	e.api.AddGroup("@TGS#new", member("carol", 1795600200))
-	e.writeDaemonConfig([]string{"@TGS#sig", "@TGS#new"}, natsDaemonSinkYAML(nb.url()))
+	e.writeDaemonConfig([]string{"@TGS#sig", "@TGS#new"}, natsDaemonSinkYAML(nb.URL()))
 	d.signal(syscall.SIGHUP)
 	d.waitLog(10*time.Second, "the reload", func(l opsLog) bool {
 		return l.msg() == "configuration reloaded" && slices.Equal(l.strings("groups_added"), []string{"@TGS#new"})
@@ -495,7 +496,7 @@ func TestE2EOpsSIGTERMDuringBlockedPublish(t *testing.T) {
 		t.Errorf("state changed although NATS never acknowledged the changes")
 	}
 
-	nb.start()
+	nb.Start()
 	d2 := startOpsDaemon(t, e, e.api.Key())
 	// The restart lists the same change and publishes it with the same ids.
 	all := e.waitEvents(5)
@@ -503,7 +504,7 @@ func TestE2EOpsSIGTERMDuringBlockedPublish(t *testing.T) {
 	if len(want) != 3 {
 		t.Fatalf("file sink: %v, want the baseline and one change, the change written twice", summary(all))
 	}
-	js := nb.jetStream(t)
+	js := nb.JetStream(t)
 	opsEventually(t, 20*time.Second, "every event in the stream", func() bool {
 		return streamMsgCount(t, js) >= uint64(len(want))
 	})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 func TestNKeyAuth(t *testing.T) {
@@ -30,7 +31,7 @@ func TestNKeyAuth(t *testing.T) {
 	}
 	pub, _ := kp.PublicKey()
 	seed, _ := kp.Seed()
-	ts := startServer(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
+	ts := natstest.Start(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
 	dir := t.TempDir()
 	good := filepath.Join(dir, "user.nk")
 	if err := os.WriteFile(good, seed, 0o600); err != nil {
@@ -46,7 +47,7 @@ func TestNKeyAuth(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("SUAnotaseed-but-secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()}, NKeyFile: bad})
+	_, err = natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.URL()}, NKeyFile: bad})
 	if err == nil || !strings.HasPrefix(err.Error(), "nkey_file: ") || strings.Contains(err.Error(), "secret") {
 		t.Errorf("New with a bad seed file = %v", err)
 	}
@@ -99,7 +100,7 @@ func writeSelfSigned(t *testing.T) (certFile, keyFile string, cert tls.Certifica
 
 func TestMutualTLS(t *testing.T) {
 	certFile, keyFile, cert, pool := writeSelfSigned(t)
-	ts := startServer(t, func(o *server.Options) {
+	ts := natstest.Start(t, func(o *server.Options) {
 		o.TLS, o.TLSVerify, o.TLSTimeout = true, true, 5
 		o.TLSConfig = &tls.Config{
 			Certificates: []tls.Certificate{cert},
@@ -121,7 +122,7 @@ func TestMutualTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tlsOpts := tt.tls
-			o := natssink.Options{URLs: []string{"tls://127.0.0.1:" + strings.TrimPrefix(ts.url(), "nats://127.0.0.1:")}, TLS: &tlsOpts}
+			o := natssink.Options{URLs: []string{"tls://127.0.0.1:" + strings.TrimPrefix(ts.URL(), "nats://127.0.0.1:")}, TLS: &tlsOpts}
 			s, err := natssink.New(ctxT(t, 10*time.Second), o)
 			if !tt.ok {
 				if err == nil {
@@ -139,7 +140,7 @@ func TestMutualTLS(t *testing.T) {
 			}
 		})
 	}
-	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()},
+	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.URL()},
 		TLS: &natssink.TLSOptions{CA: filepath.Join(t.TempDir(), "missing.pem")}})
 	if err == nil || !strings.HasPrefix(err.Error(), "tls.ca: ") {
 		t.Errorf("New with a missing CA file = %v", err)

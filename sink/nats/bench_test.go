@@ -10,6 +10,7 @@ import (
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 // The benchmarks come in pairs, the sink against the bare client doing the
@@ -75,7 +76,7 @@ func BenchmarkNATSSinkPublish(b *testing.B) { benchSinkPublish(b, jsOptions()) }
 // benchSinkPublish publishes b.N pre-encoded batches through a sink made
 // with o.
 func benchSinkPublish(b *testing.B, o natssink.Options) {
-	ts := startServer(b, nil)
+	ts := natstest.Start(b, nil)
 	s := newSink(b, ts, o)
 	batches := encodedBatches(benchBatches(b.N))
 	ctx := context.Background()
@@ -89,9 +90,9 @@ func benchSinkPublish(b *testing.B, o natssink.Options) {
 }
 
 func BenchmarkNATSRawPublish(b *testing.B) {
-	ts := startServer(b, nil)
+	ts := natstest.Start(b, nil)
 	newSink(b, ts, jsOptions()) // creates the stream exactly as the sink does
-	js := ts.jetStream(b)
+	js := ts.JetStream(b)
 	msgs := rawMessages(b, benchBatches(b.N), true)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -108,8 +109,8 @@ func BenchmarkNATSRawPublish(b *testing.B) {
 func BenchmarkNATSCoreSinkPublish(b *testing.B) { benchSinkPublish(b, natssink.Options{}) }
 
 func BenchmarkNATSCoreRawPublish(b *testing.B) {
-	ts := startServer(b, nil)
-	nc := ts.client(b)
+	ts := natstest.Start(b, nil)
+	nc := ts.Client(b)
 	msgs := rawMessages(b, benchBatches(b.N), false)
 	b.ReportAllocs()
 	b.ResetTimer()
