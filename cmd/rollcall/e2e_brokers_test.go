@@ -93,22 +93,6 @@ func addrPort(t *testing.T, addr string) int {
 	return n
 }
 
-// streamMsgCount is how many messages the stream holds.
-func streamMsgCount(t *testing.T, js jetstream.JetStream) uint64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, brokerStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 // readStream reads the whole stream on rollcall.> with an ordered consumer
 // and requires exactly n messages.
 func readStream(t *testing.T, js jetstream.JetStream, n int) []jetstream.Msg {
@@ -132,7 +116,7 @@ func readStream(t *testing.T, js jetstream.JetStream, n int) []jetstream.Msg {
 			t.Fatalf("read stream: got %d of %d messages", len(out), n)
 		}
 	}
-	if got := streamMsgCount(t, js); got != uint64(n) {
+	if got := natstest.StreamMsgs(t, js, brokerStream); got != uint64(n) {
 		t.Fatalf("stream holds %d messages, want %d", got, n)
 	}
 	return out
@@ -435,7 +419,7 @@ func TestE2ENATSJetStream(t *testing.T) {
 			t.Errorf("re-published event %s has an id not published before", id)
 		}
 	}
-	if n := streamMsgCount(t, js); n != uint64(len(want)) {
+	if n := natstest.StreamMsgs(t, js, brokerStream); n != uint64(len(want)) {
 		t.Errorf("stream grew to %d messages after the re-publish, want %d (dedup by Nats-Msg-Id)", n, len(want))
 	}
 }

@@ -418,7 +418,7 @@ func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
 	tokens := map[string]string{groups[0]: "%40TGS%23r1", groups[1]: "%40TGS%23r2"}
 	js := nb.JetStream(t)
 	opsEventually(t, 20*time.Second, "every event in the stream", func() bool {
-		return streamMsgCount(t, js) >= uint64(len(want))
+		return natstest.StreamMsgs(t, js, brokerStream) >= uint64(len(want))
 	})
 	var got []received
 	for _, m := range readStream(t, js, len(want)) {
@@ -506,7 +506,7 @@ func TestE2EOpsSIGTERMDuringBlockedPublish(t *testing.T) {
 	}
 	js := nb.JetStream(t)
 	opsEventually(t, 20*time.Second, "every event in the stream", func() bool {
-		return streamMsgCount(t, js) >= uint64(len(want))
+		return natstest.StreamMsgs(t, js, brokerStream) >= uint64(len(want))
 	})
 	var got []received
 	for _, m := range readStream(t, js, len(want)) {

@@ -168,7 +168,7 @@ func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
 	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(evs)); err != nil {
 		t.Fatalf("re-publish: %v", err)
 	}
-	if n := streamMsgs(t, js, "RC"); n != uint64(len(evs)) {
+	if n := natstest.StreamMsgs(t, js, "RC"); n != uint64(len(evs)) {
 		t.Errorf("after re-publish the stream holds %d messages, want %d", n, len(evs))
 	}
 	if got := testutil.ToFloat64(metrics.DuplicateAcks); got != float64(len(evs)) {
@@ -208,7 +208,7 @@ func TestJetStreamExistingStreamElsewhereFails(t *testing.T) {
 	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err == nil {
 		t.Fatal("Publish into a stream other than the configured one succeeded")
 	}
-	if n := streamMsgs(t, js, "OTHER"); n != 0 {
+	if n := natstest.StreamMsgs(t, js, "OTHER"); n != 0 {
 		t.Errorf("OTHER holds %d messages", n)
 	}
 	if err := s.Check(ctxT(t, 5*time.Second)); err == nil || !strings.Contains(err.Error(), "do not take every subject") {
