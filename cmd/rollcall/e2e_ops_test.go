@@ -36,15 +36,7 @@ const opsShutdownTimeout = 3 * time.Second
 // their pace is set.
 func (e *e2eEnv) writeDaemonConfig(groups []string, sinks string) {
 	e.t.Helper()
-	y := fmt.Sprintf(`tencent:
-  sdkappid: %d
-  identifier: %s
-  secret_key: ${ROLLCALL_TEST_KEY}
-  endpoint: %s
-  request_timeout: 500ms
-groups:
-  ids: [%s]
-poll:
+	e.saveConfig(e.apiYAML("500ms", groups) + fmt.Sprintf(`poll:
   interval: 1s
 state:
   driver: file
@@ -56,11 +48,7 @@ sinks:
 %shttp:
   listen: 127.0.0.1:0
 shutdown_timeout: %s
-`, e.api.SDKAppID(), tencenttest.DefaultAdmin, e.api.URL, strings.Join(quoteAll(groups), ", "),
-		e.stateDir, e.eventDir, sinks, opsShutdownTimeout)
-	if err := os.WriteFile(e.config, []byte(y), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
+`, e.stateDir, e.eventDir, sinks, opsShutdownTimeout))
 }
 
 // natsDaemonSinkYAML is a JetStream sink for a daemon (retry pace only).
