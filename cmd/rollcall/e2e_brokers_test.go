@@ -54,14 +54,17 @@ func kafkaSinkYAML(addr, mode string) string {
 `, addr, brokerTopic, mode, fastRetry)
 }
 
-func natsSinkYAML(url string) string {
+func natsSinkYAML(url string) string { return natsSinkRetryYAML(url, fastRetry) }
+
+// natsSinkRetryYAML is a JetStream sink with the given retry block.
+func natsSinkRetryYAML(url, retry string) string {
 	return fmt.Sprintf(`  - type: nats
     url: [%q]
     jetstream: true
     stream: {name: %s, create: true}
     publish_timeout: 1s
     retry: %s
-`, url, brokerStream, fastRetry)
+`, url, brokerStream, retry)
 }
 
 // startKfake starts a one-broker kfake cluster that persists to dir, so it

@@ -53,13 +53,7 @@ shutdown_timeout: %s
 
 // natsDaemonSinkYAML is a JetStream sink for a daemon (retry pace only).
 func natsDaemonSinkYAML(url string) string {
-	return fmt.Sprintf(`  - type: nats
-    url: [%q]
-    jetstream: true
-    stream: {name: %s, create: true}
-    publish_timeout: 1s
-    retry: {initial_interval: 50ms, max_interval: 200ms}
-`, url, brokerStream)
+	return natsSinkRetryYAML(url, "{initial_interval: 50ms, max_interval: 200ms}")
 }
 
 // opsDaemon is a running `rollcall run` with its HTTP address.

@@ -1,13 +1,11 @@
 package nats_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/sink"
@@ -44,19 +42,6 @@ func received(t *testing.T, subject string, h natsgo.Header, data []byte) sinkte
 	return sinktest.Received{Event: ev, Raw: data, Subject: subject, Headers: hs}
 }
 
-func newHarnessSink(t *testing.T, ts *natstest.Server, o natssink.Options) sink.Sink {
-	t.Helper()
-	o.URLs = []string{ts.URL()}
-	o.Logger = zaptest.NewLogger(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := natssink.New(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestCoreConformance: the destination is what a subscriber to
 // "rollcall.>" sees.
 func TestCoreConformance(t *testing.T) {
@@ -84,7 +69,7 @@ func TestCoreConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen = nil
-			return newHarnessSink(t, ts, natssink.Options{})
+			return openSink(t, ts, natssink.Options{})
 		},
 		Read: func(t *testing.T) []sinktest.Received {
 			// The server queued every flushed message for the subscriber
@@ -126,7 +111,7 @@ func TestJetStreamConformance(t *testing.T) {
 	sinktest.Run(t, sinktest.Harness{
 		New: func(t *testing.T) sink.Sink {
 			ts = natstest.Start(t, nil)
-			return newHarnessSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}})
+			return openSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}})
 		},
 		Read: func(t *testing.T) []sinktest.Received {
 			var out []sinktest.Received

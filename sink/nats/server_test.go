@@ -20,6 +20,19 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // newSink builds a sink against ts and closes it in cleanup.
 func newSink(t testing.TB, ts *natstest.Server, o natssink.Options) *natssink.Sink {
 	t.Helper()
+	s := openSink(t, ts, o)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s
+}
+
+// openSink builds a sink against ts (unless o names URLs) logging to t
+// (unless o has a logger, or t is a benchmark); closing it is the caller's.
+func openSink(t testing.TB, ts *natstest.Server, o natssink.Options) *natssink.Sink {
+	t.Helper()
 	if len(o.URLs) == 0 {
 		o.URLs = []string{ts.URL()}
 	}
@@ -34,11 +47,6 @@ func newSink(t testing.TB, ts *natstest.Server, o natssink.Options) *natssink.Si
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
 	return s
 }
 
