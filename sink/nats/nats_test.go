@@ -89,12 +89,7 @@ func TestCorePublishDeliversInOrderWithHeaders(t *testing.T) {
 		}
 		checkMessage(t, "acme.rc", m.Subject, m.Header, m.Data, want)
 	}
-	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Healthy: %v", err)
-	}
-	if err := s.Check(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Check: %v", err)
-	}
+	wantHealthy(t, s)
 }
 
 func TestPublishEmptyAndInvalid(t *testing.T) {
@@ -177,12 +172,7 @@ func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
 	if got := testutil.ToFloat64(metrics.Connected); got != 1 {
 		t.Errorf("connected metric = %v", got)
 	}
-	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Healthy: %v", err)
-	}
-	if err := s.Check(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Check: %v", err)
-	}
+	wantHealthy(t, s)
 }
 
 func TestJetStreamMissingStream(t *testing.T) {

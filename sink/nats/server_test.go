@@ -50,6 +50,17 @@ func openSink(t testing.TB, ts *natstest.Server, o natssink.Options) *natssink.S
 	return s
 }
 
+// wantHealthy requires s's Healthy and Check to pass.
+func wantHealthy(t *testing.T, s *natssink.Sink) {
+	t.Helper()
+	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
+		t.Errorf("Healthy: %v", err)
+	}
+	if err := s.Check(ctxT(t, 5*time.Second)); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}
+
 var t0 = time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC)
 
 // events returns n joined events spread over groups groups, in a fixed
