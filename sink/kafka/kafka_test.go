@@ -215,12 +215,8 @@ func TestCreateTopic(t *testing.T) {
 	if err := s.Check(ctx); err != nil {
 		t.Fatalf("Check after create: %v", err)
 	}
-	topic, err := s.topicMetadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(topic.Partitions) != 3 {
-		t.Errorf("created %d partitions, want 3", len(topic.Partitions))
+	if n := partitions(ctx, t, s); n != 3 {
+		t.Errorf("created %d partitions, want 3", n)
 	}
 	// A second sink finds the topic there: no error.
 	newSink(t, c, Options{Topic: "fresh", CreateTopic: &CreateTopicOptions{}})
@@ -533,12 +529,8 @@ func TestCreateTopicWhileBrokerDown(t *testing.T) {
 	if err := s.Publish(ctx, sink.NewBatch(evs)); err != nil {
 		t.Fatalf("Publish once the broker is up: %v", err)
 	}
-	topic, err := s.topicMetadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(topic.Partitions) != 2 {
-		t.Errorf("created %d partitions, want 2", len(topic.Partitions))
+	if n := partitions(ctx, t, s); n != 2 {
+		t.Errorf("created %d partitions, want 2", n)
 	}
 	readRecords(t, c.ListenAddrs(), "later", len(evs))
 }
@@ -552,4 +544,14 @@ func TestCreateTopicRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "create topic t") {
 		t.Fatalf("New = %v, want the broker's refusal", err)
 	}
+}
+
+// partitions is how many partitions the broker reports for s's topic.
+func partitions(ctx context.Context, t *testing.T, s *Sink) int {
+	t.Helper()
+	topic, err := s.topicMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(topic.Partitions)
 }
