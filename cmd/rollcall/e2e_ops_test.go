@@ -30,6 +30,15 @@ import (
 // opsShutdownTimeout is shutdown_timeout in the daemon configs.
 const opsShutdownTimeout = 3 * time.Second
 
+// newDaemonEnv is newEnv for groups with a daemon's config (see
+// writeDaemonConfig) listing sinks after the file sink.
+func newDaemonEnv(t *testing.T, api *tencenttest.Server, groups []string, sinks string) *e2eEnv {
+	t.Helper()
+	e := newEnv(t, api, groups, "")
+	e.writeDaemonConfig(groups, sinks)
+	return e
+}
+
 // writeDaemonConfig (re)writes e's config for a daemon: 1s polls, an HTTP
 // server on a free port, shutdown_timeout 3s, the file sink plus sinks
 // (YAML list entries). Sink retries are unbounded in the daemon, so only
@@ -289,8 +298,7 @@ func TestE2EOpsHealthAndMetrics(t *testing.T) {
 	groups := []string{"@TGS#ops1", "@TGS#ops2"}
 	api.AddGroup(groups[0], member("alice", 1795600000), member("bob", 1795600010))
 	api.AddGroup(groups[1], member("carol", 1795600020))
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, kafkaSinkYAML(kc.ListenAddrs()[0], "structured")+natsDaemonSinkYAML(nb.URL()))
+	e := newDaemonEnv(t, api, groups, kafkaSinkYAML(kc.ListenAddrs()[0], "structured")+natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 
 	if code, body := d.get("/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
@@ -346,8 +354,7 @@ func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
 	groups := []string{"@TGS#r1", "@TGS#r2"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	api.AddGroup(groups[1], member("bob", 1795600010))
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.URL()))
+	e := newDaemonEnv(t, api, groups, natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 
 	e.waitEvents(2)
@@ -425,8 +432,7 @@ func blockedPublish(t *testing.T) (*e2eEnv, *natstest.Server, *opsDaemon, map[st
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#sig"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.URL()))
+	e := newDaemonEnv(t, api, groups, natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 	e.waitEvents(1)
 	opsEventually(t, 20*time.Second, "the baseline committed", func() bool {
@@ -598,8 +604,7 @@ func TestE2EOpsSIGHUPReload(t *testing.T) {
 func TestE2EOpsFatalWrongKey(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{})
 	api.AddGroup("@TGS#fatal", member("alice", 1795600000))
-	e := newEnv(t, api, []string{"@TGS#fatal"}, "")
-	e.writeDaemonConfig([]string{"@TGS#fatal"}, "")
+	e := newDaemonEnv(t, api, []string{"@TGS#fatal"}, "")
 	const wrongKey = "wrong-key-0123456789abcdef-do-not-log"
 	p := startProc(t, wrongKey, "run", "--config", e.config)
 	if code := p.wait(t, 30*time.Second); code != exitFatal {
@@ -637,8 +642,7 @@ func opsEnvFailingWith(t *testing.T, code int) (*tencenttest.Server, *e2eEnv) {
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	api.AddGroup(groups[1], member("bob", 1795600010))
 	api.InjectFault(tencenttest.Fault{Command: "get_members", Kind: tencenttest.FaultErrorCode, Code: code})
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, "")
+	e := newDaemonEnv(t, api, groups, "")
 	return api, e
 }
 
@@ -764,8 +768,7 @@ func TestE2EOpsSIGHUPKeepsDismissedGroupsOut(t *testing.T) {
 func TestE2EOpsSIGHUPIntervalBelowRunningTimeout(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{})
 	api.AddGroup("@TGS#rt", member("alice", 1795600000))
-	e := newEnv(t, api, []string{"@TGS#rt"}, "")
-	e.writeDaemonConfig([]string{"@TGS#rt"}, "")
+	e := newDaemonEnv(t, api, []string{"@TGS#rt"}, "")
 	semEdit(e, "  request_timeout: 500ms\n", "")
 	semEdit(e, "  interval: 1s\n", "  interval: 20s\n") // request_timeout defaults to 5s
 	d := startOpsDaemon(t, e, api.Key())
