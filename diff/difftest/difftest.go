@@ -1,3 +1,7 @@
+// This file stays whole: it is one conformance suite, RunDetectorSuite,
+// whose cases share its closures (newDetector, load, handle), and the two
+// doubles those cases drive; every store's tests run it as one.
+
 // Package difftest holds test doubles for the diff package and a suite
 // that checks the Detector's commit protocol against any diff.Store.
 package difftest
