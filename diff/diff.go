@@ -1,3 +1,8 @@
+// This file stays whole: it is the pure diff, the State it reads and
+// writes and the one algorithm (advance) that keeps State's invariants;
+// split apart, the invariants and the code that keeps them would sit in
+// different files.
+
 // Package diff turns consecutive snapshots of a group into member events
 // and keeps the per-group state that makes this possible across restarts.
 //

@@ -3,6 +3,7 @@ package diff
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rollcall-dev/rollcall/internal/promdef"
 	"github.com/rollcall-dev/rollcall/schema"
 )
 
@@ -30,35 +31,22 @@ var eventTypeLabel = map[string]string{
 // prometheus.MustRegister.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_events_total",
-			Help: "Events published (every sink acknowledged), by type and reason. Re-published events after a failed commit count again.",
-		}, []string{"type", "reason"}),
-		truncated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rollcall_snapshots_truncated_total",
-			Help: "Snapshots that reached the member cap, so members below the window are not listed.",
-		}),
-		snapshotMembers: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "rollcall_snapshot_members",
-			Help:    "Members listed per snapshot.",
-			Buckets: []float64{0, 10, 30, 100, 250, 500, 1000, 5000, 10000},
-		}),
-		tracked: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_members_tracked",
-			Help: "Members in stored state (including members out of view), summed over the configured groups.",
-		}),
-		outOfView: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_members_out_of_view",
-			Help: "Members in stored state that slid below a capped list's window and were not seen since, summed over the configured groups. Growing without bound in a group that stays at the cap: consider poll.confirm_departures.",
-		}),
-		commits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rollcall_state_commits_total",
-			Help: "Snapshots committed: events published and state saved.",
-		}),
-		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rollcall_state_commit_failures_total",
-			Help: "Snapshots not committed because loading state, publishing or saving failed; the group's state is unchanged.",
-		}),
+		events: promdef.CounterVec("rollcall_events_total",
+			"Events published (every sink acknowledged), by type and reason. Re-published events after a failed commit count again.",
+			"type", "reason"),
+		truncated: promdef.Counter("rollcall_snapshots_truncated_total",
+			"Snapshots that reached the member cap, so members below the window are not listed."),
+		snapshotMembers: promdef.Histogram("rollcall_snapshot_members",
+			"Members listed per snapshot.",
+			[]float64{0, 10, 30, 100, 250, 500, 1000, 5000, 10000}),
+		tracked: promdef.Gauge("rollcall_members_tracked",
+			"Members in stored state (including members out of view), summed over the configured groups."),
+		outOfView: promdef.Gauge("rollcall_members_out_of_view",
+			"Members in stored state that slid below a capped list's window and were not seen since, summed over the configured groups. Growing without bound in a group that stays at the cap: consider poll.confirm_departures."),
+		commits: promdef.Counter("rollcall_state_commits_total",
+			"Snapshots committed: events published and state saved."),
+		commitFailures: promdef.Counter("rollcall_state_commit_failures_total",
+			"Snapshots not committed because loading state, publishing or saving failed; the group's state is unchanged."),
 	}
 	for _, p := range [][2]string{
 		{"joined", schema.ReasonJoined}, {"joined", schema.ReasonBaseline}, {"joined", schema.ReasonRejoined},
@@ -67,9 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	} {
 		m.events.WithLabelValues(p[0], p[1])
 	}
-	if reg != nil {
-		reg.MustRegister(m.events, m.truncated, m.snapshotMembers, m.tracked, m.outOfView, m.commits, m.commitFailures)
-	}
+	promdef.Register(reg, m.events, m.truncated, m.snapshotMembers, m.tracked, m.outOfView, m.commits, m.commitFailures)
 	return m
 }
 

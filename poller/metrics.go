@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rollcall-dev/rollcall/internal/promdef"
 )
 
 // Poll results, the values of the result label of rollcall_polls_total.
@@ -31,46 +33,29 @@ type Metrics struct {
 // (nil: not registered, still usable).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_polls_total",
-			Help: "Group polls by result: ok (snapshot handled), failed (listing or handling failed), dismissed (group gone, handled), skipped (previous poll of the group still in flight).",
-		}, []string{"result"}),
-		cycleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "rollcall_poll_cycle_duration_seconds",
-			Help:    "Time from the start of a poll cycle until every poll started in it was listed and handled.",
-			Buckets: []float64{0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600},
-		}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_poll_lag_seconds",
-			Help: "How late polls of the current cycle started compared to their slot (max over the cycle's groups).",
-		}),
-		groupsPolled: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_groups_polled",
-			Help: "Groups currently scheduled for polling.",
-		}),
-		groupsStale: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_groups_stale",
-			Help: "Scheduled groups with no successful poll in the last 3 poll cycles.",
-		}),
-		lastCycle: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_last_cycle_timestamp_seconds",
-			Help: "Unix time at which the last poll cycle completed.",
-		}),
-		interval: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_poll_interval_seconds",
-			Help: "The configured poll interval (poll.interval): how often each group should be polled.",
-		}),
-		cycle: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "rollcall_poll_cycle_seconds",
-			Help: "The effective poll cycle: poll.interval, or longer when the API rate budget cannot fit every group's pages into one interval.",
-		}),
+		polls: promdef.CounterVec("rollcall_polls_total",
+			"Group polls by result: ok (snapshot handled), failed (listing or handling failed), dismissed (group gone, handled), skipped (previous poll of the group still in flight).",
+			"result"),
+		cycleDuration: promdef.Histogram("rollcall_poll_cycle_duration_seconds",
+			"Time from the start of a poll cycle until every poll started in it was listed and handled.",
+			[]float64{0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600}),
+		lag: promdef.Gauge("rollcall_poll_lag_seconds",
+			"How late polls of the current cycle started compared to their slot (max over the cycle's groups)."),
+		groupsPolled: promdef.Gauge("rollcall_groups_polled",
+			"Groups currently scheduled for polling."),
+		groupsStale: promdef.Gauge("rollcall_groups_stale",
+			"Scheduled groups with no successful poll in the last 3 poll cycles."),
+		lastCycle: promdef.Gauge("rollcall_last_cycle_timestamp_seconds",
+			"Unix time at which the last poll cycle completed."),
+		interval: promdef.Gauge("rollcall_poll_interval_seconds",
+			"The configured poll interval (poll.interval): how often each group should be polled."),
+		cycle: promdef.Gauge("rollcall_poll_cycle_seconds",
+			"The effective poll cycle: poll.interval, or longer when the API rate budget cannot fit every group's pages into one interval."),
 	}
 	for _, r := range []string{resultOK, resultFailed, resultDismissed, resultSkipped} {
 		m.polls.WithLabelValues(r)
 	}
-	if reg != nil {
-		reg.MustRegister(m.polls, m.cycleDuration, m.lag, m.groupsPolled, m.groupsStale, m.lastCycle, m.interval, m.cycle)
-	}
+	promdef.Register(reg, m.polls, m.cycleDuration, m.lag, m.groupsPolled, m.groupsStale, m.lastCycle, m.interval, m.cycle)
 	return m
 }
 

@@ -1,3 +1,7 @@
+// This file stays whole: it is the Scheduler's methods around its one
+// lock (mu) over the groups and the run state; planning, claiming and
+// finishing a poll read and write the same fields under it.
+
 // Package poller schedules the polls of rollcall's groups: it lists each
 // group's online members once per interval through a Lister (the Tencent
 // rules of poller/tencent) and hands each complete snapshot to a Handler

@@ -11,31 +11,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rollcall-dev/rollcall/internal/testclock"
 	"github.com/rollcall-dev/rollcall/sink"
 	"github.com/rollcall-dev/rollcall/sink/sinktest"
 )
-
-// fakeClock is an adjustable clock for the File sink's hourly files.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // readFileBytes returns a file's content, decompressed when it is gzip.
 // A gzip stream still being written ends without a trailer; what precedes
@@ -107,7 +89,7 @@ func TestFileRotatesOnTheUTCHour(t *testing.T) {
 	for _, gz := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "gzip"}[gz], func(t *testing.T) {
 			dir := t.TempDir()
-			clk := &fakeClock{t: hour14.In(time.FixedZone("CST", 8*3600))}
+			clk := testclock.New(hour14.In(time.FixedZone("CST", 8*3600)))
 			s, err := sink.NewFile(sink.FileOptions{Dir: dir, Gzip: gz, Now: clk.Now})
 			if err != nil {
 				t.Fatal(err)
@@ -147,7 +129,7 @@ func TestFileRotatesOnTheUTCHour(t *testing.T) {
 
 func TestFileGzipAppendAfterRestartIsReadable(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{t: hour14}
+	clk := testclock.New(hour14)
 	ctx := context.Background()
 	var sent int
 	for run := range 3 {
@@ -303,15 +285,7 @@ func BenchmarkFilePublish(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close(context.Background())
-			batch := sinktest.Batch(0, 34)[:100]
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := s.Publish(ctx, sink.NewBatch(batch)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+			benchPublish(b, s, sinktest.Batch(0, 34)[:100])
 		})
 	}
 }

@@ -1,6 +1,10 @@
 package sink
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rollcall-dev/rollcall/internal/promdef"
+)
 
 // Metrics are the Fanout's per-sink metrics. A nil *Metrics records
 // nothing.
@@ -17,27 +21,18 @@ type Metrics struct {
 // are known only then.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		publishDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "rollcall_sink_publish_duration_seconds",
-			Help:    "Duration of successful Publish calls to a sink, one per acknowledged batch.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1ms .. ~65s
-		}, []string{"sink"}),
-		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_sink_publish_errors_total",
-			Help: "Failed Publish attempts to a sink, including ones retried later.",
-		}, []string{"sink"}),
-		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rollcall_sink_backlog_events",
-			Help: "Events handed to the fan-out that the sink has not acknowledged yet.",
-		}, []string{"sink"}),
-		published: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_sink_events_published_total",
-			Help: "Events acknowledged by a sink.",
-		}, []string{"sink"}),
+		publishDuration: promdef.HistogramVec("rollcall_sink_publish_duration_seconds",
+			"Duration of successful Publish calls to a sink, one per acknowledged batch.",
+			prometheus.ExponentialBuckets(0.001, 4, 9), // 1ms .. ~65s
+			"sink"),
+		publishErrors: promdef.CounterVec("rollcall_sink_publish_errors_total",
+			"Failed Publish attempts to a sink, including ones retried later.", "sink"),
+		backlog: promdef.GaugeVec("rollcall_sink_backlog_events",
+			"Events handed to the fan-out that the sink has not acknowledged yet.", "sink"),
+		published: promdef.CounterVec("rollcall_sink_events_published_total",
+			"Events acknowledged by a sink.", "sink"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.publishDuration, m.publishErrors, m.backlog, m.published)
-	}
+	promdef.Register(reg, m.publishDuration, m.publishErrors, m.backlog, m.published)
 	return m
 }
 

@@ -141,8 +141,12 @@ func TestStdoutCloseFlushesBufferedWriter(t *testing.T) {
 }
 
 func BenchmarkStdoutPublish(b *testing.B) {
-	s := sink.NewStdout(discard{})
-	batch := sinktest.Batch(0, 34) // 102 events
+	benchPublish(b, sink.NewStdout(discard{}), sinktest.Batch(0, 34)) // 102 events
+}
+
+// benchPublish publishes batch to s, encoding it each time as a Fanout
+// would, and reports events/s.
+func benchPublish(b *testing.B, s sink.Sink, batch []schema.Event) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

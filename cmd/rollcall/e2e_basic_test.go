@@ -1,13 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
-	"github.com/rollcall-dev/rollcall/schema"
 )
 
 // TestRunOnceBaselineThenChanges walks one group through a baseline, a
@@ -44,11 +42,7 @@ func TestRunOnceBaselineThenChanges(t *testing.T) {
 // not reported as left.
 func TestRunOnceRecognisesTheSilent30Cap(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{MemberCap: 30})
-	var ms []schema.Member
-	for i := range 35 {
-		ms = append(ms, member(fmt.Sprintf("u%02d", i), 1795600000+int64(i)))
-	}
-	api.AddGroup("big", ms...)
+	api.AddGroup("big", members(35, "u%02d", 1795600000)...)
 	e := newEnv(t, api, []string{"big"}, "")
 
 	r := e.once()
@@ -75,11 +69,7 @@ func TestRunOnceRecognisesTheSilent30Cap(t *testing.T) {
 // (check_members), while one who only slid out of view is not.
 func TestRunOnceConfirmsDeparturesBelowTheCap(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{MemberCap: 5})
-	var ms []schema.Member
-	for i := range 5 {
-		ms = append(ms, member(fmt.Sprintf("u%d", i), 1795600000+int64(i)))
-	}
-	api.AddGroup("capped", ms...)
+	api.AddGroup("capped", members(5, "u%d", 1795600000)...)
 	e := newEnv(t, api, []string{"capped"}, "  member_cap: 5\n  confirm_departures: true\n")
 	e.mustOnce()
 

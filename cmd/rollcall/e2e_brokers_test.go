@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	kafkago "github.com/segmentio/kafka-go"
@@ -28,6 +27,7 @@ import (
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/schema/schematest"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 // These tests run the real binary against brokers started in the test
@@ -54,14 +54,17 @@ func kafkaSinkYAML(addr, mode string) string {
 `, addr, brokerTopic, mode, fastRetry)
 }
 
-func natsSinkYAML(url string) string {
+func natsSinkYAML(url string) string { return natsSinkRetryYAML(url, fastRetry) }
+
+// natsSinkRetryYAML is a JetStream sink with the given retry block.
+func natsSinkRetryYAML(url, retry string) string {
 	return fmt.Sprintf(`  - type: nats
     url: [%q]
     jetstream: true
     stream: {name: %s, create: true}
     publish_timeout: 1s
     retry: %s
-`, url, brokerStream, fastRetry)
+`, url, brokerStream, retry)
 }
 
 // startKfake starts a one-broker kfake cluster that persists to dir, so it
@@ -93,93 +96,6 @@ func addrPort(t *testing.T, addr string) int {
 	return n
 }
 
-// freeLocalPort returns a loopback port that was free a moment ago.
-func freeLocalPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// natsBroker is an embedded nats-server with JetStream on a fixed port and
-// store directory, so stop and start bring it back "in the same place".
-type natsBroker struct {
-	t     *testing.T
-	port  int
-	store string
-	srv   *server.Server
-}
-
-func startNATSBroker(t *testing.T) *natsBroker {
-	t.Helper()
-	b := &natsBroker{t: t, port: freeLocalPort(t), store: t.TempDir()}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *natsBroker) start() {
-	b.t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: b.port, JetStream: true, StoreDir: b.store,
-		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		b.t.Fatal("nats-server not ready")
-	}
-	b.srv = srv
-}
-
-func (b *natsBroker) stop() {
-	if b.srv == nil {
-		return
-	}
-	b.srv.Shutdown()
-	b.srv.WaitForShutdown()
-	b.srv = nil
-}
-
-func (b *natsBroker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.port) }
-
-// jetStream connects the test's own client, closed at cleanup.
-func (b *natsBroker) jetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	nc, err := natsgo.Connect(b.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
-// streamMsgCount is how many messages the stream holds.
-func streamMsgCount(t *testing.T, js jetstream.JetStream) uint64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, brokerStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 // readStream reads the whole stream on rollcall.> with an ordered consumer
 // and requires exactly n messages.
 func readStream(t *testing.T, js jetstream.JetStream, n int) []jetstream.Msg {
@@ -203,7 +119,7 @@ func readStream(t *testing.T, js jetstream.JetStream, n int) []jetstream.Msg {
 			t.Fatalf("read stream: got %d of %d messages", len(out), n)
 		}
 	}
-	if got := streamMsgCount(t, js); got != uint64(n) {
+	if got := natstest.StreamMsgs(t, js, brokerStream); got != uint64(n) {
 		t.Fatalf("stream holds %d messages, want %d", got, n)
 	}
 	return out
@@ -462,14 +378,14 @@ func TestE2EKafka(t *testing.T) {
 // escaping), Nats-Msg-Id, and JetStream de-duplication of a re-publish
 // after the state is lost.
 func TestE2ENATSJetStream(t *testing.T) {
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	const odd, plain = "@TGS#a.b*c", "@TGS#plain"
 	api.AddGroup(odd, member("alice", 1795600000), member("bob", 1795600010))
 	api.AddGroup(plain, member("carol", 1795600020))
 	groups := []string{odd, plain}
 	e := newEnv(t, api, groups, "")
-	e.writeConfig(groups, "", natsSinkYAML(nb.url()))
+	e.writeConfig(groups, "", natsSinkYAML(nb.URL()))
 
 	e.mustOnce()
 	api.Leave(odd, "alice")
@@ -483,7 +399,7 @@ func TestE2ENATSJetStream(t *testing.T) {
 	// Tokens spelled out rather than computed with nats.GroupToken, so a
 	// change of the escaping shows here.
 	tokens := map[string]string{odd: "%40TGS%23a%2Eb%2Ac", plain: "%40TGS%23plain"}
-	js := nb.jetStream(t)
+	js := nb.JetStream(t)
 	msgs := readStream(t, js, len(want))
 	got := make([]received, len(msgs))
 	for i, m := range msgs {
@@ -506,7 +422,7 @@ func TestE2ENATSJetStream(t *testing.T) {
 			t.Errorf("re-published event %s has an id not published before", id)
 		}
 	}
-	if n := streamMsgCount(t, js); n != uint64(len(want)) {
+	if n := natstest.StreamMsgs(t, js, brokerStream); n != uint64(len(want)) {
 		t.Errorf("stream grew to %d messages after the re-publish, want %d (dedup by Nats-Msg-Id)", n, len(want))
 	}
 }
@@ -516,11 +432,11 @@ func TestE2ENATSJetStream(t *testing.T) {
 func TestE2EAllSinks(t *testing.T) {
 	c := startKfake(t, t.TempDir(), 0)
 	kaddr := c.ListenAddrs()[0]
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	groups := threeGroups(api)
 	e := newEnv(t, api, groups, "")
-	e.writeConfig(groups, "", kafkaSinkYAML(kaddr, "structured")+natsSinkYAML(nb.url()))
+	e.writeConfig(groups, "", kafkaSinkYAML(kaddr, "structured")+natsSinkYAML(nb.URL()))
 
 	e.mustOnce()
 	churnThree(api, groups)
@@ -541,7 +457,7 @@ func TestE2EAllSinks(t *testing.T) {
 		tokens[g] = "%40TGS%23" + strings.TrimPrefix(g, "@TGS#")
 	}
 	var fromNATS []received
-	for _, m := range readStream(t, nb.jetStream(t), len(want)) {
+	for _, m := range readStream(t, nb.JetStream(t), len(want)) {
 		fromNATS = append(fromNATS, decodeNATS(t, api.SDKAppID(), tokens, m))
 	}
 	sameDelivery(t, "nats", fromNATS, want)
@@ -745,16 +661,16 @@ func TestE2ESinkOutageOnce(t *testing.T) {
 			}
 		},
 		"nats": func(t *testing.T, sdkappid uint64, groups []string) broker {
-			nb := startNATSBroker(t)
+			nb := natstest.Start(t, nil)
 			tokens := map[string]string{}
 			for _, g := range groups {
 				tokens[g] = "%40TGS%23" + strings.TrimPrefix(g, "@TGS#")
 			}
 			return broker{
-				yaml: natsSinkYAML(nb.url()), stop: nb.stop, restart: nb.start,
+				yaml: natsSinkYAML(nb.URL()), stop: nb.Stop, restart: nb.Start,
 				read: func(n int) []received {
 					var out []received
-					for _, m := range readStream(t, nb.jetStream(t), n) {
+					for _, m := range readStream(t, nb.JetStream(t), n) {
 						out = append(out, decodeNATS(t, sdkappid, tokens, m))
 					}
 					return out

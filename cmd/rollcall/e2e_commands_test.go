@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -130,11 +128,7 @@ func TestCommandSnapshot(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{PageSize: 250})
 	base := time.Now().Unix() - 7200
-	var ms []schema.Member
-	for i := range 600 {
-		ms = append(ms, member(fmt.Sprintf("u%03d", i), base+int64(i)))
-	}
-	api.AddGroup("@TGS#big", ms...)
+	api.AddGroup("@TGS#big", members(600, "u%03d", base)...)
 	e := newEnv(t, api, []string{"@TGS#big"}, "")
 
 	r := runCLI(t, api.Key(), nil, "snapshot", "--config", e.config, "--group", "@TGS#big", "--format", "json")
@@ -373,30 +367,12 @@ func TestCommandDemo(t *testing.T) {
 	}
 }
 
-// cmdsSyncBuffer is a bytes.Buffer safe to read while a process writes it.
-type cmdsSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *cmdsSyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *cmdsSyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCommandSimulateThenRun(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sim := exec.CommandContext(ctx, binPath, "simulate", "--listen", "127.0.0.1:0", "--members", "4", "--churn", "0")
-	var out, errb cmdsSyncBuffer
+	var out, errb lockedBuffer
 	sim.Stdout, sim.Stderr = &out, &errb
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 // These tests run `rollcall run` as a daemon subprocess, the way it is
@@ -29,21 +30,22 @@ import (
 // opsShutdownTimeout is shutdown_timeout in the daemon configs.
 const opsShutdownTimeout = 3 * time.Second
 
+// newDaemonEnv is newEnv for groups with a daemon's config (see
+// writeDaemonConfig) listing sinks after the file sink.
+func newDaemonEnv(t *testing.T, api *tencenttest.Server, groups []string, sinks string) *e2eEnv {
+	t.Helper()
+	e := newEnv(t, api, groups, "")
+	e.writeDaemonConfig(groups, sinks)
+	return e
+}
+
 // writeDaemonConfig (re)writes e's config for a daemon: 1s polls, an HTTP
 // server on a free port, shutdown_timeout 3s, the file sink plus sinks
 // (YAML list entries). Sink retries are unbounded in the daemon, so only
 // their pace is set.
 func (e *e2eEnv) writeDaemonConfig(groups []string, sinks string) {
 	e.t.Helper()
-	y := fmt.Sprintf(`tencent:
-  sdkappid: %d
-  identifier: %s
-  secret_key: ${ROLLCALL_TEST_KEY}
-  endpoint: %s
-  request_timeout: 500ms
-groups:
-  ids: [%s]
-poll:
+	e.saveConfig(e.apiYAML("500ms", groups) + fmt.Sprintf(`poll:
   interval: 1s
 state:
   driver: file
@@ -55,22 +57,12 @@ sinks:
 %shttp:
   listen: 127.0.0.1:0
 shutdown_timeout: %s
-`, e.api.SDKAppID(), tencenttest.DefaultAdmin, e.api.URL, strings.Join(quoteAll(groups), ", "),
-		e.stateDir, e.eventDir, sinks, opsShutdownTimeout)
-	if err := os.WriteFile(e.config, []byte(y), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
+`, e.stateDir, e.eventDir, sinks, opsShutdownTimeout))
 }
 
 // natsDaemonSinkYAML is a JetStream sink for a daemon (retry pace only).
 func natsDaemonSinkYAML(url string) string {
-	return fmt.Sprintf(`  - type: nats
-    url: [%q]
-    jetstream: true
-    stream: {name: %s, create: true}
-    publish_timeout: 1s
-    retry: {initial_interval: 50ms, max_interval: 200ms}
-`, url, brokerStream)
+	return natsSinkRetryYAML(url, "{initial_interval: 50ms, max_interval: 200ms}")
 }
 
 // opsDaemon is a running `rollcall run` with its HTTP address.
@@ -301,13 +293,12 @@ var opsMetricFamilies = []string{
 // member account (or the key) anywhere in it.
 func TestE2EOpsHealthAndMetrics(t *testing.T) {
 	kc := startKfake(t, t.TempDir(), 0)
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#ops1", "@TGS#ops2"}
 	api.AddGroup(groups[0], member("alice", 1795600000), member("bob", 1795600010))
 	api.AddGroup(groups[1], member("carol", 1795600020))
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, kafkaSinkYAML(kc.ListenAddrs()[0], "structured")+natsDaemonSinkYAML(nb.url()))
+	e := newDaemonEnv(t, api, groups, kafkaSinkYAML(kc.ListenAddrs()[0], "structured")+natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 
 	if code, body := d.get("/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
@@ -358,13 +349,12 @@ func TestE2EOpsHealthAndMetrics(t *testing.T) {
 // running daemon: /readyz fails naming the sink, polling pauses instead of
 // piling up API calls, and nothing produced during the outage is lost.
 func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#r1", "@TGS#r2"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	api.AddGroup(groups[1], member("bob", 1795600010))
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.url()))
+	e := newDaemonEnv(t, api, groups, natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 
 	e.waitEvents(2)
@@ -373,7 +363,7 @@ func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
 		return code == http.StatusOK
 	})
 
-	nb.stop()
+	nb.Stop()
 	var body string
 	opsEventually(t, 20*time.Second, "/readyz 503 with NATS down", func() bool {
 		var code int
@@ -408,16 +398,16 @@ func TestE2EOpsReadyzFollowsNATS(t *testing.T) {
 	}
 	opsEventually(t, 20*time.Second, "rollcall_ready 0", func() bool { return d.metric("rollcall_ready") == 0 })
 
-	nb.start()
+	nb.Start()
 	opsEventually(t, 30*time.Second, "/readyz 200 after NATS is back", func() bool {
 		code, _ := d.get("/readyz")
 		return code == http.StatusOK
 	})
 	want := e.events()
 	tokens := map[string]string{groups[0]: "%40TGS%23r1", groups[1]: "%40TGS%23r2"}
-	js := nb.jetStream(t)
+	js := nb.JetStream(t)
 	opsEventually(t, 20*time.Second, "every event in the stream", func() bool {
-		return streamMsgCount(t, js) >= uint64(len(want))
+		return natstest.StreamMsgs(t, js, brokerStream) >= uint64(len(want))
 	})
 	var got []received
 	for _, m := range readStream(t, js, len(want)) {
@@ -436,14 +426,13 @@ func sortedCopy(s []string) []string {
 // blockedPublish starts a daemon over a NATS sink, lets it commit a
 // baseline, stops NATS and changes the group, and returns once the change
 // was listed and the publish to NATS is retrying.
-func blockedPublish(t *testing.T) (*e2eEnv, *natsBroker, *opsDaemon, map[string]string) {
+func blockedPublish(t *testing.T) (*e2eEnv, *natstest.Server, *opsDaemon, map[string]string) {
 	t.Helper()
-	nb := startNATSBroker(t)
+	nb := natstest.Start(t, nil)
 	api := newAPI(t, tencenttest.Options{})
 	groups := []string{"@TGS#sig"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, natsDaemonSinkYAML(nb.url()))
+	e := newDaemonEnv(t, api, groups, natsDaemonSinkYAML(nb.URL()))
 	d := startOpsDaemon(t, e, api.Key())
 	e.waitEvents(1)
 	opsEventually(t, 20*time.Second, "the baseline committed", func() bool {
@@ -451,7 +440,7 @@ func blockedPublish(t *testing.T) (*e2eEnv, *natsBroker, *opsDaemon, map[string]
 	})
 	state := readStateDir(t, e.stateDir)
 
-	nb.stop()
+	nb.Stop()
 	api.Leave(groups[0], "alice")
 	api.Join(groups[0], member("bob", 1795600100))
 	e.waitEvents(3)
@@ -467,7 +456,7 @@ func blockedPublish(t *testing.T) (*e2eEnv, *natsBroker, *opsDaemon, map[string]
 func TestE2EOpsSIGHUPThenSIGTERMDuringBlockedPublish(t *testing.T) {
 	e, nb, d, _ := blockedPublish(t)
 	e.api.AddGroup("@TGS#new", member("carol", 1795600200))
-	e.writeDaemonConfig([]string{"@TGS#sig", "@TGS#new"}, natsDaemonSinkYAML(nb.url()))
+	e.writeDaemonConfig([]string{"@TGS#sig", "@TGS#new"}, natsDaemonSinkYAML(nb.URL()))
 	d.signal(syscall.SIGHUP)
 	d.waitLog(10*time.Second, "the reload", func(l opsLog) bool {
 		return l.msg() == "configuration reloaded" && slices.Equal(l.strings("groups_added"), []string{"@TGS#new"})
@@ -495,7 +484,7 @@ func TestE2EOpsSIGTERMDuringBlockedPublish(t *testing.T) {
 		t.Errorf("state changed although NATS never acknowledged the changes")
 	}
 
-	nb.start()
+	nb.Start()
 	d2 := startOpsDaemon(t, e, e.api.Key())
 	// The restart lists the same change and publishes it with the same ids.
 	all := e.waitEvents(5)
@@ -503,9 +492,9 @@ func TestE2EOpsSIGTERMDuringBlockedPublish(t *testing.T) {
 	if len(want) != 3 {
 		t.Fatalf("file sink: %v, want the baseline and one change, the change written twice", summary(all))
 	}
-	js := nb.jetStream(t)
+	js := nb.JetStream(t)
 	opsEventually(t, 20*time.Second, "every event in the stream", func() bool {
-		return streamMsgCount(t, js) >= uint64(len(want))
+		return natstest.StreamMsgs(t, js, brokerStream) >= uint64(len(want))
 	})
 	var got []received
 	for _, m := range readStream(t, js, len(want)) {
@@ -615,8 +604,7 @@ func TestE2EOpsSIGHUPReload(t *testing.T) {
 func TestE2EOpsFatalWrongKey(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{})
 	api.AddGroup("@TGS#fatal", member("alice", 1795600000))
-	e := newEnv(t, api, []string{"@TGS#fatal"}, "")
-	e.writeDaemonConfig([]string{"@TGS#fatal"}, "")
+	e := newDaemonEnv(t, api, []string{"@TGS#fatal"}, "")
 	const wrongKey = "wrong-key-0123456789abcdef-do-not-log"
 	p := startProc(t, wrongKey, "run", "--config", e.config)
 	if code := p.wait(t, 30*time.Second); code != exitFatal {
@@ -654,8 +642,7 @@ func opsEnvFailingWith(t *testing.T, code int) (*tencenttest.Server, *e2eEnv) {
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	api.AddGroup(groups[1], member("bob", 1795600010))
 	api.InjectFault(tencenttest.Fault{Command: "get_members", Kind: tencenttest.FaultErrorCode, Code: code})
-	e := newEnv(t, api, groups, "")
-	e.writeDaemonConfig(groups, "")
+	e := newDaemonEnv(t, api, groups, "")
 	return api, e
 }
 
@@ -781,8 +768,7 @@ func TestE2EOpsSIGHUPKeepsDismissedGroupsOut(t *testing.T) {
 func TestE2EOpsSIGHUPIntervalBelowRunningTimeout(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{})
 	api.AddGroup("@TGS#rt", member("alice", 1795600000))
-	e := newEnv(t, api, []string{"@TGS#rt"}, "")
-	e.writeDaemonConfig([]string{"@TGS#rt"}, "")
+	e := newDaemonEnv(t, api, []string{"@TGS#rt"}, "")
 	semEdit(e, "  request_timeout: 500ms\n", "")
 	semEdit(e, "  interval: 1s\n", "  interval: 20s\n") // request_timeout defaults to 5s
 	d := startOpsDaemon(t, e, api.Key())

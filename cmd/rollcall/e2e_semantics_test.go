@@ -241,11 +241,7 @@ func TestSemanticsFailingPageLosesNothing(t *testing.T) {
 			t.Parallel()
 			api := newAPI(t, tencenttest.Options{PageSize: 10})
 			base := time.Now().Unix() - 3600
-			var ms []schema.Member
-			for i := range 35 {
-				ms = append(ms, member(fmt.Sprintf("m%02d", i), base+int64(i)))
-			}
-			api.AddGroup("big", ms...)
+			api.AddGroup("big", members(35, "m%02d", base)...)
 			api.AddGroup("small", member("s1", base))
 			e := newEnv(t, api, []string{"big", "small"}, "")
 			semFast(e)
@@ -334,11 +330,7 @@ func TestSemanticsThirtyMemberCap(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{MemberCap: 30})
 	base := time.Now().Unix() - 7200
-	var ms []schema.Member
-	for i := range 40 {
-		ms = append(ms, member(fmt.Sprintf("u%02d", i), base+int64(i)))
-	}
-	api.AddGroup("thirty", ms...)
+	api.AddGroup("thirty", members(40, "u%02d", base)...)
 	e := newEnv(t, api, []string{"thirty"}, "  member_cap: 30\n")
 	r := e.once()
 	if r.code != 0 {
@@ -450,11 +442,7 @@ func TestSemanticsRestartUnchangedEmitsNothing(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{PageSize: 10})
 	base := time.Now().Unix() - 3600
-	var ms []schema.Member
-	for i := range 25 {
-		ms = append(ms, member(fmt.Sprintf("m%02d", i), base+int64(i)))
-	}
-	api.AddGroup("g", ms...)
+	api.AddGroup("g", members(25, "m%02d", base)...)
 	e := newEnv(t, api, []string{"g"}, "")
 	e.mustOnce()
 	if n := len(e.events()); n != 25 {
@@ -476,11 +464,7 @@ func TestSemanticsDuplicateAcrossPagesIsDeduped(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{PageSize: 10})
 	base := time.Now().Unix() - 3600
-	var ms []schema.Member
-	for i := range 20 {
-		ms = append(ms, member(fmt.Sprintf("m%02d", i), base+int64(i)))
-	}
-	api.AddGroup("g", ms...)
+	api.AddGroup("g", members(20, "m%02d", base)...)
 	e := newEnv(t, api, []string{"g"}, "")
 	e.mustOnce()
 	pagesBefore := semRequestsFor(api, "g")
@@ -535,11 +519,7 @@ func TestSemanticsCursorsAbove32Bits(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{PageSize: 10})
 	base := time.Now().Unix() - 3600
-	var ms []schema.Member
-	for i := range 35 {
-		ms = append(ms, member(fmt.Sprintf("m%02d", i), base+int64(i)))
-	}
-	api.AddGroup("g", ms...)
+	api.AddGroup("g", members(35, "m%02d", base)...)
 	e := newEnv(t, api, []string{"g"}, "")
 	e.mustOnce()
 	evs := e.events()
@@ -591,11 +571,7 @@ func TestSemanticsMarkFilterOfThirty(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tencenttest.Options{})
 	base := time.Now().Unix() - 7200
-	var ms []schema.Member
-	for i := range 40 {
-		ms = append(ms, member(fmt.Sprintf("u%02d", i), base+int64(i)))
-	}
-	api.AddGroup("g", ms...)
+	api.AddGroup("g", members(40, "u%02d", base)...)
 	for i := range 31 {
 		api.SetMarks("g", fmt.Sprintf("u%02d", i), 1000)
 	}

@@ -79,8 +79,7 @@ func startedBy(t *testing.T) func() {
 func TestDaemonLifecycleInProcess(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{})
 	api.AddGroup("@TGS#life", member("alice", 1795600000))
-	e := newEnv(t, api, []string{"@TGS#life"}, "")
-	e.writeDaemonConfig([]string{"@TGS#life"}, "")
+	e := newDaemonEnv(t, api, []string{"@TGS#life"}, "")
 	ip := newInProcess(t, e, api.Key(), false)
 
 	verify := startedBy(t)
@@ -140,8 +139,7 @@ func TestDaemonOnceInProcess(t *testing.T) {
 func TestDaemonFatalInProcess(t *testing.T) {
 	api := newAPI(t, tencenttest.Options{})
 	api.AddGroup("@TGS#fatal", member("alice", 1795600000))
-	e := newEnv(t, api, []string{"@TGS#fatal"}, "")
-	e.writeDaemonConfig([]string{"@TGS#fatal"}, "")
+	e := newDaemonEnv(t, api, []string{"@TGS#fatal"}, "")
 	ip := newInProcess(t, e, "wrong-key-0123456789abcdef", false)
 	verify := startedBy(t)
 	err := ip.d.run(context.Background())

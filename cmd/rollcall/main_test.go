@@ -61,6 +61,16 @@ func member(account string, jt int64) schema.Member {
 	return schema.Member{Account: account, NickName: "nick-" + account, JoinTime: jt}
 }
 
+// members returns n members named by format and their index (e.g. "m%02d"),
+// who joined one second apart from base.
+func members(n int, format string, base int64) []schema.Member {
+	ms := make([]schema.Member, 0, n)
+	for i := range n {
+		ms = append(ms, member(fmt.Sprintf(format, i), base+int64(i)))
+	}
+	return ms
+}
+
 // e2eEnv is one rollcall installation: a config file, a state directory
 // and a file sink directory.
 type e2eEnv struct {
@@ -87,15 +97,7 @@ func newEnv(t *testing.T, api *tencenttest.Server, groups []string, extraPoll st
 // writeConfig (re)writes the config; extraSinks is appended to the sinks list.
 func (e *e2eEnv) writeConfig(groups []string, extraPoll, extraSinks string) {
 	e.t.Helper()
-	y := fmt.Sprintf(`tencent:
-  sdkappid: %d
-  identifier: %s
-  secret_key: ${ROLLCALL_TEST_KEY}
-  endpoint: %s
-  request_timeout: 2s
-groups:
-  ids: [%s]
-poll:
+	e.saveConfig(e.apiYAML("2s", groups) + fmt.Sprintf(`poll:
   interval: 10s
 %sstate:
   driver: file
@@ -106,7 +108,26 @@ sinks:
     retry: {initial_interval: 50ms, max_interval: 200ms, max_elapsed_time: 2s}
 %shttp:
   listen: ""
-`, e.api.SDKAppID(), tencenttest.DefaultAdmin, e.api.URL, strings.Join(quoteAll(groups), ", "), extraPoll, e.stateDir, e.eventDir, extraSinks)
+`, extraPoll, e.stateDir, e.eventDir, extraSinks))
+}
+
+// apiYAML is the tencent block, pointed at the fake API with the key from
+// $ROLLCALL_TEST_KEY, and the groups block.
+func (e *e2eEnv) apiYAML(requestTimeout string, groups []string) string {
+	return fmt.Sprintf(`tencent:
+  sdkappid: %d
+  identifier: %s
+  secret_key: ${ROLLCALL_TEST_KEY}
+  endpoint: %s
+  request_timeout: %s
+groups:
+  ids: [%s]
+`, e.api.SDKAppID(), tencenttest.DefaultAdmin, e.api.URL, requestTimeout, strings.Join(quoteAll(groups), ", "))
+}
+
+// saveConfig (re)writes e's config file.
+func (e *e2eEnv) saveConfig(y string) {
+	e.t.Helper()
 	if err := os.WriteFile(e.config, []byte(y), 0o600); err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,3 +1,7 @@
+// This file stays whole: it is one conformance suite, RunDetectorSuite,
+// whose cases share its closures (newDetector, load, handle), and the two
+// doubles those cases drive; every store's tests run it as one.
+
 // Package difftest holds test doubles for the diff package and a suite
 // that checks the Detector's commit protocol against any diff.Store.
 package difftest
@@ -217,6 +221,14 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		return s
 	}
 
+	// handle hands s to d, which must commit it.
+	handle := func(t *testing.T, d *diff.Detector, s schema.Snapshot) {
+		t.Helper()
+		if err := d.HandleSnapshot(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// crashAfterPublish handles s so that every sink acknowledges the batch
 	// and the commit then fails, as if the process died in between.
 	crashAfterPublish := func(t *testing.T, d *diff.Detector, inner *FailingStore, pub *Publisher, s schema.Snapshot) {
@@ -237,9 +249,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 			t.Fatalf("fresh store has state %+v", s)
 		}
 		first := snap(0, "alice", "bob")
-		if err := d.HandleSnapshot(ctx, first); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, first)
 		wantEvents, wantState := diff.Diff(nil, first, diff.Options{SDKAppID: suiteApp})
 		if b := pub.Batches(); len(b) != 1 || !reflect.DeepEqual(b[0], wantEvents) {
 			t.Fatalf("published %v, want one batch %v", b, wantEvents)
@@ -259,9 +269,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		st, _ := open(t)
 		pub := &Publisher{}
 		d := newDetector(t, st, pub)
-		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice", "bob"))
 		committed := load(t, st)
 		boom := errors.New("broker down")
 		pub.Fail(boom)
@@ -279,9 +287,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		pub.Fail(nil)
 		retry := change
 		retry.TakenAt = at(2) // the caller retries with a fresh snapshot of the same group
-		if err := d.HandleSnapshot(ctx, retry); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, retry)
 		att := pub.Attempts()
 		failed, ok := att[len(att)-2], att[len(att)-1]
 		if len(failed) != 2 || !reflect.DeepEqual(ids(failed), ids(ok)) {
@@ -297,9 +303,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		st := &FailingStore{Store: inner}
 		pub := &Publisher{}
 		d := newDetector(t, st, pub)
-		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice"))
 		committed := load(t, st)
 		diskFull := errors.New("disk full")
 		pub.Acked = func() { st.FailSave(diskFull) } // the publish succeeds, the commit fails
@@ -311,9 +315,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 			t.Fatalf("state moved after a failed save: %+v", got)
 		}
 		st.FailSave(nil)
-		if err := d.HandleSnapshot(ctx, snap(2)); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(2))
 		b := pub.Batches()
 		if len(b) != 3 || !reflect.DeepEqual(ids(b[1]), ids(b[2])) || b[2][0].Type != schema.TypeMemberLeft {
 			t.Fatalf("batches %v: want the left event published twice with one id", b)
@@ -328,9 +330,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		inner := &FailingStore{Store: st}
 		pub := &Publisher{}
 		d := newDetector(t, inner, pub)
-		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice", "bob"))
 		// The sinks take alice's leave and carol's join, then the process
 		// dies before the commit (the commit fails, and the store is
 		// reopened as a restarted process would).
@@ -341,9 +341,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		// By the next poll carol has gone again. Re-diffing the acknowledged
 		// state (alice, bob) against this snapshot would send only alice's
 		// leave, and consumers would keep carol online for ever.
-		if err := d.HandleSnapshot(ctx, snap(2, "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(2, "bob"))
 		b := pub.Batches()
 		if len(b) != 4 || !reflect.DeepEqual(ids(b[2]), ids(partial)) {
 			t.Fatalf("batches %v: want the interrupted batch %v again, whole", b, ids(partial))
@@ -374,9 +372,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || gone {
 			t.Fatalf("Dismissed over an outbox-only state = %v, %v", gone, err)
 		}
-		if err := d.HandleSnapshot(ctx, snap(1, "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(1, "bob"))
 		b := pub.Batches()
 		if len(b) != 3 || !reflect.DeepEqual(ids(b[0]), ids(b[1])) || b[1][0].Data.Reason != schema.ReasonBaseline {
 			t.Fatalf("batches %v: want the baseline twice", b)
@@ -391,9 +387,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		inner := &FailingStore{Store: st}
 		pub := &Publisher{}
 		d := newDetector(t, inner, pub)
-		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice"))
 		crashAfterPublish(t, d, inner, pub, schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(1), Dismissed: true})
 		st = reopen()
 		d = newDetector(t, st, pub)
@@ -473,16 +467,12 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		st, reopen := open(t)
 		pub := &Publisher{}
 		d := newDetector(t, st, pub)
-		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice", "bob"))
 		if gone, err := d.Dismissed(ctx, suiteGroup); err != nil || gone {
 			t.Fatalf("Dismissed before dismissal = %v, %v", gone, err)
 		}
 		dis := schema.Snapshot{SDKAppID: suiteApp, GroupID: suiteGroup, TakenAt: at(1), Dismissed: true}
-		if err := d.HandleSnapshot(ctx, dis); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, dis)
 		b := pub.Batches()
 		last := b[len(b)-1]
 		if len(last) != 3 || last[2].Type != schema.TypeGroupDismissed || *last[2].Data.MembersLeft != 2 {
@@ -496,9 +486,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if gone, err := d.Dismissed(ctx, "other group"); err != nil || gone {
 			t.Fatalf("Dismissed(unknown group) = %v, %v", gone, err)
 		}
-		if err := d.HandleSnapshot(ctx, dis); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, dis)
 		if n := len(pub.Attempts()); n != len(b) {
 			t.Fatalf("a dismissed group published again: %v", pub.Attempts()[len(b):])
 		}
@@ -508,14 +496,10 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		st, reopen := open(t)
 		pub := &Publisher{}
 		d := newDetector(t, st, pub)
-		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice", "bob"))
 		st = reopen()
 		d = newDetector(t, st, pub)
-		if err := d.HandleSnapshot(ctx, snap(1, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(1, "alice", "bob"))
 		if a := pub.Attempts(); len(a) != 1 {
 			t.Fatalf("published after restart: %v", a[1:])
 		}
@@ -534,9 +518,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice"))
 		if a := pub.Attempts(); len(a) != 0 {
 			t.Fatalf("silent baseline published %v", a)
 		}
@@ -584,17 +566,13 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.HandleSnapshot(ctx, snap(0, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice", "bob"))
 		loads, writes := st.Counts()
 		if loads != 1 || writes != 2 {
 			t.Fatalf("baseline: %d loads, %d writes; want 1 load, the outbox and the commit", loads, writes)
 		}
 		now = now.Add(30 * time.Second)
-		if err := d.HandleSnapshot(ctx, snap(1, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(1, "alice", "bob"))
 		if l, w := st.Counts(); l != 1 || w != 2 {
 			t.Fatalf("quiet poll within the interval: %d loads, %d writes; want none", l-1, w-2)
 		}
@@ -602,25 +580,19 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 			t.Fatalf("stored state moved without a checkpoint: %v", s.ObservedAt)
 		}
 		now = now.Add(31 * time.Second)
-		if err := d.HandleSnapshot(ctx, snap(2, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(2, "alice", "bob"))
 		if s := load(t, inner); !s.ObservedAt.Equal(at(2)) || !s.Members[0].LastSeen.Equal(at(2)) {
 			t.Fatalf("checkpoint did not write the latest observation: %+v", s)
 		}
 		// A membership change is written at once, checkpoint or not.
 		now = now.Add(time.Second)
-		if err := d.HandleSnapshot(ctx, snap(3, "alice")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(3, "alice"))
 		if s := load(t, inner); len(s.Members) != 1 || !s.ObservedAt.Equal(at(3)) {
 			t.Fatalf("a leave was not committed at once: %+v", s)
 		}
 		// Changes in place since are written by Checkpoint (at shutdown).
 		now = now.Add(time.Second)
-		if err := d.HandleSnapshot(ctx, snap(4, "alice")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(4, "alice"))
 		if err := d.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -650,9 +622,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 			t.Fatal(err)
 		}
 		for n := range 3 { // a baseline, then two quiet polls kept in memory
-			if err := d.HandleSnapshot(ctx, snap(n, "alice")); err != nil {
-				t.Fatal(err)
-			}
+			handle(t, d, snap(n, "alice"))
 		}
 		// kill -9: no Checkpoint. The restarted detector starts from the
 		// baseline's state: alice's stay is bounded by what was written.
@@ -661,9 +631,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.HandleSnapshot(ctx, snap(3)); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(3))
 		b := pub.Batches()
 		left := b[len(b)-1][0]
 		if left.Type != schema.TypeMemberLeft || *left.Data.OnlineSeconds != at(0).Unix()-(suiteT0.Unix()-600) ||
@@ -677,9 +645,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		st := &FailingStore{Store: inner}
 		pub := &Publisher{}
 		d := newDetector(t, st, pub)
-		if err := d.HandleSnapshot(ctx, snap(0, "alice")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(0, "alice"))
 		st.Conflict(1)
 		var ce *diff.ConflictError
 		if err := d.HandleSnapshot(ctx, snap(1, "alice", "bob")); !errors.As(err, &ce) {
@@ -688,9 +654,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		if a := pub.Attempts(); len(a) != 1 {
 			t.Fatalf("published after a conflict: %v", a[1:])
 		}
-		if err := d.HandleSnapshot(ctx, snap(2, "alice", "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(2, "alice", "bob"))
 		if l, _ := st.Counts(); l != 2 {
 			t.Fatalf("state read %d times; want again after the conflict", l)
 		}
@@ -705,9 +669,7 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 			t.Fatalf("HandleSnapshot = %v, want a *diff.ConflictError", err)
 		}
 		pub.Acked = nil
-		if err := d.HandleSnapshot(ctx, snap(4, "bob")); err != nil {
-			t.Fatal(err)
-		}
+		handle(t, d, snap(4, "bob"))
 		b = pub.Batches()
 		if len(b) != 4 || !reflect.DeepEqual(ids(b[2]), ids(b[3])) {
 			t.Fatalf("batches %v: want alice's leave again, same id", b)

@@ -1,3 +1,7 @@
+// This file stays whole: it is the whole wire protocol of one API in one
+// place, each command's request and response types next to the single
+// signed, rate-limited, retrying call path they all go through.
+
 // Package tencent is rollcall's client for the Tencent Cloud Chat REST API:
 // it lists the online members of audio-video groups
 // (v4/group_open_avchatroom_http_svc/get_members) and reads their online

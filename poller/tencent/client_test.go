@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/time/rate"
 
+	"github.com/rollcall-dev/rollcall/internal/testclock"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 	"github.com/rollcall-dev/rollcall/schema"
 )
@@ -328,7 +329,7 @@ func TestAuthFailsTwiceIsFatal(t *testing.T) {
 // alphabet has * - _) and verifies on the server side.
 func TestRealSignerVerifiedByServer(t *testing.T) {
 	const key = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
-	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	m := NewMetrics(nil)
 	signer, err := usersig.NewSigner(usersig.SignerOptions{SDKAppID: testAppID, Identifier: testAdmin, Key: key,
 		Expire: 2 * time.Hour, Now: clk.Now, OnRefresh: m.UserSigRefreshed})
@@ -442,7 +443,7 @@ func TestRetriesStopWhenContextCancelled(t *testing.T) {
 }
 
 func TestRateLimiterSharedAcrossCalls(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	f := newFakeAPI(t, always(200, ok("0")))
 	c := newTestClient(t, f.srv.URL, func(o *Options) { o.RateLimit = 10; o.Now = clk.Now })
 	// The clock stands still and the sleeps are recorded, not slept: five
@@ -476,7 +477,7 @@ func TestRateLimiterSharedAcrossCalls(t *testing.T) {
 }
 
 func TestRateLimitWaitBeyondDeadlineFailsFast(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	f := newFakeAPI(t, always(200, ok("0")))
 	c := newTestClient(t, f.srv.URL, func(o *Options) { o.RateLimit = 0.001; o.Now = clk.Now })
 	if _, err := c.ListMembers(context.Background(), "g"); err != nil {
@@ -499,7 +500,7 @@ func TestRateLimitWaitBeyondDeadlineFailsFast(t *testing.T) {
 }
 
 func TestRateLimitedHalvesRateForAMinute(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	f := newFakeAPI(t, func(n int, _ recorded) (int, string) {
 		if n == 0 || n == 2 {
 			return 200, fail(60007, "too fast")
@@ -537,7 +538,7 @@ func TestRateLimitedHalvesRateForAMinute(t *testing.T) {
 }
 
 func TestUserSigLockout70050(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	src := &countingSource{}
 	f := newFakeAPI(t, sequence(fail(70050, "locked"), ok("0")))
 	c := newTestClient(t, f.srv.URL, func(o *Options) { o.Sig = src; o.Now = clk.Now })
@@ -941,7 +942,7 @@ func TestCheckMembersEmptyAnswer(t *testing.T) {
 // fact sheet's "A": regenerate and retry once, then fatal), not an
 // endless minute-by-minute retry.
 func TestRepeated70050IsFatal(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	src := &countingSource{}
 	f := newFakeAPI(t, always(200, fail(70050, "locked")))
 	c := newTestClient(t, f.srv.URL, func(o *Options) { o.Sig = src; o.Now = clk.Now })

@@ -180,19 +180,6 @@ func (s *countingSource) Invalidate() {
 	s.mu.Unlock()
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // bodyJSON decodes a request body keeping numbers exact.
 func bodyJSON(t testing.TB, body string) map[string]json.Number {
 	t.Helper()

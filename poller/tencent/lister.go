@@ -231,11 +231,7 @@ func (l *Lister) truncated(ctx context.Context, id string, n int) bool {
 	}
 	capped := !l.marked && l.capped(ctx, id, n, memberCap)
 	if !capped && n == FeatureCap && memberCap > FeatureCap {
-		l.mu.Lock()
-		warn := !l.warned30[id]
-		l.warned30[id] = true
-		l.mu.Unlock()
-		if warn {
+		if l.firstFor(l.warned30, id) {
 			l.log.Warn("snapshot lists exactly 30 members: the app may lack the online-member-list feature (plan and console switch) and the list may be capped at 30; if so set poll.member_cap: 30",
 				zap.String("group_id", id))
 		}
@@ -278,11 +274,7 @@ func (l *Lister) capped(ctx context.Context, id string, n, memberCap int) bool {
 	if !thirty || online <= n {
 		return false
 	}
-	l.mu.Lock()
-	warn := !l.warnedCapped[id]
-	l.warnedCapped[id] = true
-	l.mu.Unlock()
-	if warn {
+	if l.firstFor(l.warnedCapped, id) {
 		l.log.Warn("get_members lists 30 members while more are online: the app lacks the online-member-list feature (plan and console switch); treating the list as capped, set poll.member_cap: 30",
 			zap.String("group_id", id), zap.Int("listed", n), zap.Int("online", online))
 	}
@@ -292,3 +284,13 @@ func (l *Lister) capped(ctx context.Context, id string, n, memberCap int) bool {
 // capSlack is how far under the member cap a listing may fall because the
 // list shifted while it was paged: a tenth of the cap (100 of 1,000).
 func capSlack(memberCap int) int { return max(memberCap/10, 1) }
+
+// firstFor reports whether id is not yet in warned, and adds it: each of
+// these warnings is logged once per group.
+func (l *Lister) firstFor(warned map[string]bool, id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := !warned[id]
+	warned[id] = true
+	return first
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rollcall-dev/rollcall/internal/promdef"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 )
 
@@ -37,24 +38,17 @@ type Metrics struct {
 // (nil: not registered, e.g. for tests).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_api_calls_total",
-			Help: "Tencent Chat REST API calls (HTTP attempts) by command and result code.",
-		}, []string{"command", "code"}),
-		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "rollcall_api_call_duration_seconds",
-			Help:    "Latency of Tencent Chat REST API calls (HTTP attempts).",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"command"}),
-		RateLimitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "rollcall_ratelimit_wait_seconds",
-			Help:    "Time API calls waited on the app-wide rate limiter.",
-			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 60},
-		}),
-		UserSigRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_usersig_refreshes_total",
-			Help: "UserSigs minted, by reason (initial, expiry, invalidated).",
-		}, []string{"reason"}),
+		Calls: promdef.CounterVec("rollcall_api_calls_total",
+			"Tencent Chat REST API calls (HTTP attempts) by command and result code.",
+			"command", "code"),
+		Duration: promdef.HistogramVec("rollcall_api_call_duration_seconds",
+			"Latency of Tencent Chat REST API calls (HTTP attempts).",
+			[]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "command"),
+		RateLimitWait: promdef.Histogram("rollcall_ratelimit_wait_seconds",
+			"Time API calls waited on the app-wide rate limiter.",
+			[]float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 60}),
+		UserSigRefreshes: promdef.CounterVec("rollcall_usersig_refreshes_total",
+			"UserSigs minted, by reason (initial, expiry, invalidated).", "reason"),
 	}
 	for _, c := range []string{cmdGetMembers, cmdOnlineMemberNum, cmdCheckMembers, cmdGroupInfo} {
 		m.Calls.WithLabelValues(c, "0")
@@ -63,9 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{usersig.ReasonInitial, usersig.ReasonExpiry, usersig.ReasonInvalidated} {
 		m.UserSigRefreshes.WithLabelValues(r)
 	}
-	if reg != nil {
-		reg.MustRegister(m.Calls, m.Duration, m.RateLimitWait, m.UserSigRefreshes)
-	}
+	promdef.Register(reg, m.Calls, m.Duration, m.RateLimitWait, m.UserSigRefreshes)
 	return m
 }
 

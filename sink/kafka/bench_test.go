@@ -41,15 +41,22 @@ func BenchmarkKafkaSinkPublish(b *testing.B) { benchSink(b, false) }
 
 func BenchmarkKafkaSinkEncodeAndPublish(b *testing.B) { benchSink(b, true) }
 
+// newBenchSink returns a sink writing to topic "bench" of a fresh
+// benchCluster, closed when b ends.
+func newBenchSink(b *testing.B) *Sink {
+	c := benchCluster(b)
+	s, err := New(context.Background(), Options{Brokers: c.ListenAddrs(), Topic: "bench", Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
 func benchSink(b *testing.B, encode bool) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
-			c := benchCluster(b)
-			s, err := New(context.Background(), Options{Brokers: c.ListenAddrs(), Topic: "bench", Logger: zap.NewNop()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close(context.Background())
+			s := newBenchSink(b)
 			evs := groupEvents("@TGS#bench", n)
 			batch := sink.NewBatch(evs)
 			ctx := context.Background()
@@ -72,13 +79,8 @@ func benchSink(b *testing.B, encode bool) {
 func BenchmarkKafkaRawWriter(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
-			c := benchCluster(b)
 			// Reuse the sink's writer settings and encoding, then bypass the sink.
-			s, err := New(context.Background(), Options{Brokers: c.ListenAddrs(), Topic: "bench", Logger: zap.NewNop()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close(context.Background())
+			s := newBenchSink(b)
 			msgs := s.messages(sink.NewBatch(groupEvents("@TGS#bench", n)))
 			w := s.w
 			ctx := context.Background()

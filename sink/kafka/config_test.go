@@ -1,10 +1,9 @@
 package kafka
 
 import (
-	"errors"
 	"testing"
 
-	"github.com/rollcall-dev/rollcall/schema/config"
+	"github.com/rollcall-dev/rollcall/schema/config/configtest"
 )
 
 func TestConfigDefaultsAndOptions(t *testing.T) {
@@ -24,27 +23,12 @@ func TestConfigDefaultsAndOptions(t *testing.T) {
 }
 
 func TestConfigValidateNamesTheKey(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mod  func(*Config)
-		want string
-	}{
-		{"compression", func(c *Config) { c.Compression = "brotli" }, `compression: must be none, gzip, snappy, lz4 or zstd, got "brotli"`},
-		{"broker", func(c *Config) { c.Brokers = []string{"h:1", "h"} }, `brokers[1]: must be host:port, got "h"`},
-		{"sasl", func(c *Config) { c.SASL = &SASLConfig{Mechanism: "plain", Username: "u"} }, "sasl.password: required (or sasl.password_file)"},
+	configtest.ValidateNamesTheKey(t, func() Config { return Config{Brokers: []string{"h:1"}, Topic: "t"} }, []configtest.Case[Config]{
+		{Name: "compression", Mod: func(c *Config) { c.Compression = "brotli" }, Want: `compression: must be none, gzip, snappy, lz4 or zstd, got "brotli"`},
+		{Name: "broker", Mod: func(c *Config) { c.Brokers = []string{"h:1", "h"} }, Want: `brokers[1]: must be host:port, got "h"`},
+		{Name: "sasl", Mod: func(c *Config) { c.SASL = &SASLConfig{Mechanism: "plain", Username: "u"} }, Want: "sasl.password: required (or sasl.password_file)"},
 		// From Validate, the sink's own rules.
-		{"topic rules", func(c *Config) { c.Topic = "a b" }, `topic: "a b": only ASCII letters, digits, '.', '_' and '-' are allowed`},
-		{"write timeout", func(c *Config) { c.WriteTimeout = -1 }, "write_timeout: must not be negative, got -1ns"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := Config{Brokers: []string{"h:1"}, Topic: "t"}
-			tc.mod(&c)
-			c.SetDefaults()
-			err := c.Validate()
-			var fe *config.FieldError
-			if !errors.As(err, &fe) || err.Error() != tc.want {
-				t.Fatalf("Validate = %v, want the FieldError %q", err, tc.want)
-			}
-		})
-	}
+		{Name: "topic rules", Mod: func(c *Config) { c.Topic = "a b" }, Want: `topic: "a b": only ASCII letters, digits, '.', '_' and '-' are allowed`},
+		{Name: "write timeout", Mod: func(c *Config) { c.WriteTimeout = -1 }, Want: "write_timeout: must not be negative, got -1ns"},
+	})
 }

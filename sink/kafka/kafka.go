@@ -1,3 +1,7 @@
+// This file stays whole: it is the Sink type's methods, from New through
+// Publish to Close, around one writer and its transport; its options,
+// config and metrics live in their own files.
+
 package kafka
 
 import (

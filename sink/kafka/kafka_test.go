@@ -215,12 +215,8 @@ func TestCreateTopic(t *testing.T) {
 	if err := s.Check(ctx); err != nil {
 		t.Fatalf("Check after create: %v", err)
 	}
-	topic, err := s.topicMetadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(topic.Partitions) != 3 {
-		t.Errorf("created %d partitions, want 3", len(topic.Partitions))
+	if n := partitions(ctx, t, s); n != 3 {
+		t.Errorf("created %d partitions, want 3", n)
 	}
 	// A second sink finds the topic there: no error.
 	newSink(t, c, Options{Topic: "fresh", CreateTopic: &CreateTopicOptions{}})
@@ -374,12 +370,7 @@ func TestBrokerOutage(t *testing.T) {
 		t.Error("Healthy while the broker is down = nil")
 	}
 	down := groupEvents("@TGS#down", 5)
-	dctx, dcancel := context.WithTimeout(context.Background(), 3*time.Second)
-	err = s.Publish(dctx, sink.NewBatch(down))
-	dcancel()
-	if err == nil {
-		t.Fatal("Publish while the broker is down reported success")
-	}
+	publishWhileDown(t, s, down)
 	acked := testutil.ToFloat64(m.messages.WithLabelValues("events", resultAcked))
 	if acked != float64(len(before)) {
 		t.Errorf("acked messages = %v after the outage publish, want %d", acked, len(before))
@@ -516,29 +507,20 @@ func TestCreateTopicWhileBrokerDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	evs := groupEvents("@TGS#later", 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	err = s.Publish(ctx, sink.NewBatch(evs))
-	cancel()
-	if err == nil {
-		t.Fatal("Publish with the broker down succeeded")
-	}
+	publishWhileDown(t, s, evs)
 
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port))
 	if err != nil {
 		t.Fatalf("start kfake on %d: %v", port, err)
 	}
 	t.Cleanup(c.Close)
-	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := s.Publish(ctx, sink.NewBatch(evs)); err != nil {
 		t.Fatalf("Publish once the broker is up: %v", err)
 	}
-	topic, err := s.topicMetadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(topic.Partitions) != 2 {
-		t.Errorf("created %d partitions, want 2", len(topic.Partitions))
+	if n := partitions(ctx, t, s); n != 2 {
+		t.Errorf("created %d partitions, want 2", n)
 	}
 	readRecords(t, c.ListenAddrs(), "later", len(evs))
 }
@@ -551,5 +533,26 @@ func TestCreateTopicRefused(t *testing.T) {
 		CreateTopic: &CreateTopicOptions{Partitions: 1, ReplicationFactor: 3}, Logger: zaptest.NewLogger(t)})
 	if err == nil || !strings.Contains(err.Error(), "create topic t") {
 		t.Fatalf("New = %v, want the broker's refusal", err)
+	}
+}
+
+// partitions is how many partitions the broker reports for s's topic.
+func partitions(ctx context.Context, t *testing.T, s *Sink) int {
+	t.Helper()
+	topic, err := s.topicMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(topic.Partitions)
+}
+
+// publishWhileDown requires a Publish of evs, given 3s, to fail: the
+// broker is down.
+func publishWhileDown(t *testing.T, s *Sink, evs []schema.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.Publish(ctx, sink.NewBatch(evs)); err == nil {
+		t.Fatal("Publish while the broker is down reported success")
 	}
 }

@@ -1,6 +1,10 @@
 package kafka
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rollcall-dev/rollcall/internal/promdef"
+)
 
 // Metrics are the Kafka sink's Prometheus metrics. One value may serve
 // several sinks: series are labelled by topic.
@@ -19,23 +23,16 @@ const (
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_kafka_messages_total",
-			Help: "Messages the Kafka sink wrote, by topic and result: acked by all in-sync replicas, or failed.",
-		}, []string{"topic", "result"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rollcall_kafka_message_bytes_total",
-			Help: "Key and value bytes of acknowledged messages, before compression, by topic.",
-		}, []string{"topic"}),
-		writes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "rollcall_kafka_write_duration_seconds",
-			Help:    "Duration of one write of up to batch_size messages until all acks, by topic.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
-		}, []string{"topic"}),
+		messages: promdef.CounterVec("rollcall_kafka_messages_total",
+			"Messages the Kafka sink wrote, by topic and result: acked by all in-sync replicas, or failed.",
+			"topic", "result"),
+		bytes: promdef.CounterVec("rollcall_kafka_message_bytes_total",
+			"Key and value bytes of acknowledged messages, before compression, by topic.", "topic"),
+		writes: promdef.HistogramVec("rollcall_kafka_write_duration_seconds",
+			"Duration of one write of up to batch_size messages until all acks, by topic.",
+			prometheus.ExponentialBuckets(0.001, 2, 15), "topic"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.messages, m.bytes, m.writes)
-	}
+	promdef.Register(reg, m.messages, m.bytes, m.writes)
 	return m
 }
 

@@ -1,15 +1,7 @@
 package nats_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +11,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/rollcall-dev/rollcall/internal/testpki"
 	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 func TestNKeyAuth(t *testing.T) {
@@ -30,7 +24,7 @@ func TestNKeyAuth(t *testing.T) {
 	}
 	pub, _ := kp.PublicKey()
 	seed, _ := kp.Seed()
-	ts := startServer(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
+	ts := natstest.Start(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
 	dir := t.TempDir()
 	good := filepath.Join(dir, "user.nk")
 	if err := os.WriteFile(good, seed, 0o600); err != nil {
@@ -46,60 +40,16 @@ func TestNKeyAuth(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("SUAnotaseed-but-secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()}, NKeyFile: bad})
+	_, err = natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.URL()}, NKeyFile: bad})
 	if err == nil || !strings.HasPrefix(err.Error(), "nkey_file: ") || strings.Contains(err.Error(), "secret") {
 		t.Errorf("New with a bad seed file = %v", err)
 	}
 }
 
-// writeSelfSigned writes a certificate for 127.0.0.1 that is its own CA and
-// serves as both server and client certificate.
-func writeSelfSigned(t *testing.T) (certFile, keyFile string, cert tls.Certificate, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "rollcall-test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if cert, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	return certFile, keyFile, cert, pool
-}
-
 func TestMutualTLS(t *testing.T) {
-	certFile, keyFile, cert, pool := writeSelfSigned(t)
-	ts := startServer(t, func(o *server.Options) {
+	pki := testpki.New(t)
+	caFile, certFile, keyFile, cert, pool := pki.CAFile, pki.CertFile, pki.KeyFile, pki.Cert, pki.Pool
+	ts := natstest.Start(t, func(o *server.Options) {
 		o.TLS, o.TLSVerify, o.TLSTimeout = true, true, 5
 		o.TLSConfig = &tls.Config{
 			Certificates: []tls.Certificate{cert},
@@ -113,15 +63,15 @@ func TestMutualTLS(t *testing.T) {
 		tls  natssink.TLSOptions
 		ok   bool
 	}{
-		{"ca and client cert", natssink.TLSOptions{CA: certFile, Cert: certFile, Key: keyFile}, true},
+		{"ca and client cert", natssink.TLSOptions{CA: caFile, Cert: certFile, Key: keyFile}, true},
 		{"insecure skip verify", natssink.TLSOptions{InsecureSkipVerify: true, Cert: certFile, Key: keyFile}, true},
 		{"unknown server ca", natssink.TLSOptions{Cert: certFile, Key: keyFile}, false},
-		{"no client cert", natssink.TLSOptions{CA: certFile}, false},
+		{"no client cert", natssink.TLSOptions{CA: caFile}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tlsOpts := tt.tls
-			o := natssink.Options{URLs: []string{"tls://127.0.0.1:" + strings.TrimPrefix(ts.url(), "nats://127.0.0.1:")}, TLS: &tlsOpts}
+			o := natssink.Options{URLs: []string{"tls://127.0.0.1:" + strings.TrimPrefix(ts.URL(), "nats://127.0.0.1:")}, TLS: &tlsOpts}
 			s, err := natssink.New(ctxT(t, 10*time.Second), o)
 			if !tt.ok {
 				if err == nil {
@@ -139,7 +89,7 @@ func TestMutualTLS(t *testing.T) {
 			}
 		})
 	}
-	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()},
+	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.URL()},
 		TLS: &natssink.TLSOptions{CA: filepath.Join(t.TempDir(), "missing.pem")}})
 	if err == nil || !strings.HasPrefix(err.Error(), "tls.ca: ") {
 		t.Errorf("New with a missing CA file = %v", err)

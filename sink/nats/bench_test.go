@@ -10,6 +10,7 @@ import (
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 // The benchmarks come in pairs, the sink against the bare client doing the
@@ -70,9 +71,13 @@ func jsOptions() natssink.Options {
 	return natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}}
 }
 
-func BenchmarkNATSSinkPublish(b *testing.B) {
-	ts := startServer(b, nil)
-	s := newSink(b, ts, jsOptions())
+func BenchmarkNATSSinkPublish(b *testing.B) { benchSinkPublish(b, jsOptions()) }
+
+// benchSinkPublish publishes b.N pre-encoded batches through a sink made
+// with o.
+func benchSinkPublish(b *testing.B, o natssink.Options) {
+	ts := natstest.Start(b, nil)
+	s := newSink(b, ts, o)
 	batches := encodedBatches(benchBatches(b.N))
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -85,9 +90,9 @@ func BenchmarkNATSSinkPublish(b *testing.B) {
 }
 
 func BenchmarkNATSRawPublish(b *testing.B) {
-	ts := startServer(b, nil)
+	ts := natstest.Start(b, nil)
 	newSink(b, ts, jsOptions()) // creates the stream exactly as the sink does
-	js := ts.jetStream(b)
+	js := ts.JetStream(b)
 	msgs := rawMessages(b, benchBatches(b.N), true)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -101,23 +106,11 @@ func BenchmarkNATSRawPublish(b *testing.B) {
 	}
 }
 
-func BenchmarkNATSCoreSinkPublish(b *testing.B) {
-	ts := startServer(b, nil)
-	s := newSink(b, ts, natssink.Options{})
-	batches := encodedBatches(benchBatches(b.N))
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := s.Publish(ctx, batches[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkNATSCoreSinkPublish(b *testing.B) { benchSinkPublish(b, natssink.Options{}) }
 
 func BenchmarkNATSCoreRawPublish(b *testing.B) {
-	ts := startServer(b, nil)
-	nc := ts.client(b)
+	ts := natstest.Start(b, nil)
+	nc := ts.Client(b)
 	msgs := rawMessages(b, benchBatches(b.N), false)
 	b.ReportAllocs()
 	b.ResetTimer()

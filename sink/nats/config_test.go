@@ -1,10 +1,10 @@
 package nats
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/rollcall-dev/rollcall/schema/config"
+	"github.com/rollcall-dev/rollcall/schema/config/configtest"
 )
 
 func TestConfigDefaultsAreNews(t *testing.T) {
@@ -24,28 +24,13 @@ func TestConfigDefaultsAreNews(t *testing.T) {
 }
 
 func TestConfigValidateNamesTheKey(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mod  func(*Config)
-		want string
-	}{
-		{"prefix", func(c *Config) { c.SubjectPrefix = "a.*" }, `subject_prefix: must be dot-separated tokens of [A-Za-z0-9_-], got "a.*"`},
-		{"create without js", func(c *Config) { c.Stream = &StreamOptions{Create: true} }, "stream.create: needs jetstream: true"},
-		{"two ways", func(c *Config) { c.User, c.Password, c.Token = "u", "p", "t" }, "token: set one way to authenticate, not token and user"},
-		{"token twice", func(c *Config) { c.Token, c.TokenFile = "t", "/x" }, "token: set token or token_file, not both"},
+	configtest.ValidateNamesTheKey(t, func() Config { return Config{URL: config.StringList{"nats://h:1"}} }, []configtest.Case[Config]{
+		{Name: "prefix", Mod: func(c *Config) { c.SubjectPrefix = "a.*" }, Want: `subject_prefix: must be dot-separated tokens of [A-Za-z0-9_-], got "a.*"`},
+		{Name: "create without js", Mod: func(c *Config) { c.Stream = &StreamOptions{Create: true} }, Want: "stream.create: needs jetstream: true"},
+		{Name: "two ways", Mod: func(c *Config) { c.User, c.Password, c.Token = "u", "p", "t" }, Want: "token: set one way to authenticate, not token and user"},
+		{Name: "token twice", Mod: func(c *Config) { c.Token, c.TokenFile = "t", "/x" }, Want: "token: set token or token_file, not both"},
 		// From Validate, the sink's own rules.
-		{"url", func(c *Config) { c.URL = config.StringList{"nats://a:1", "http://b:1"} }, `url[1]: scheme "http": want nats, tls, ws or wss`},
-		{"user alone", func(c *Config) { c.User = "u" }, "password: required with user"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := Config{URL: config.StringList{"nats://h:1"}}
-			tc.mod(&c)
-			c.SetDefaults()
-			err := c.Validate()
-			var fe *config.FieldError
-			if !errors.As(err, &fe) || err.Error() != tc.want {
-				t.Fatalf("Validate = %v, want the FieldError %q", err, tc.want)
-			}
-		})
-	}
+		{Name: "url", Mod: func(c *Config) { c.URL = config.StringList{"nats://a:1", "http://b:1"} }, Want: `url[1]: scheme "http": want nats, tls, ws or wss`},
+		{Name: "user alone", Mod: func(c *Config) { c.User = "u" }, Want: "password: required with user"},
+	})
 }

@@ -1,17 +1,16 @@
 package nats_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 	"github.com/rollcall-dev/rollcall/sink/sinktest"
 )
 
@@ -43,35 +42,22 @@ func received(t *testing.T, subject string, h natsgo.Header, data []byte) sinkte
 	return sinktest.Received{Event: ev, Raw: data, Subject: subject, Headers: hs}
 }
 
-func newHarnessSink(t *testing.T, ts *testServer, o natssink.Options) sink.Sink {
-	t.Helper()
-	o.URLs = []string{ts.url()}
-	o.Logger = zaptest.NewLogger(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := natssink.New(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestCoreConformance: the destination is what a subscriber to
 // "rollcall.>" sees.
 func TestCoreConformance(t *testing.T) {
 	var (
-		ts   *testServer
+		ts   *natstest.Server
 		sc   *natsgo.Conn
 		sub  *natsgo.Subscription
 		seen []sinktest.Received
 	)
 	sinktest.Run(t, sinktest.Harness{
 		New: func(t *testing.T) sink.Sink {
-			ts = startServer(t, nil)
+			ts = natstest.Start(t, nil)
 			// The subscriber reconnects much faster than the sink (2s), so
 			// after an outage it is listening again before the sink
 			// publishes: core NATS keeps nothing for absent subscribers.
-			sc = ts.client(t, natsgo.MaxReconnects(-1), natsgo.ReconnectWait(10*time.Millisecond))
+			sc = ts.Client(t, natsgo.MaxReconnects(-1), natsgo.ReconnectWait(10*time.Millisecond))
 			var err error
 			if sub, err = sc.SubscribeSync(natssink.DefaultSubjectPrefix + ".>"); err != nil {
 				t.Fatal(err)
@@ -83,7 +69,7 @@ func TestCoreConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen = nil
-			return newHarnessSink(t, ts, natssink.Options{})
+			return openSink(t, ts, natssink.Options{})
 		},
 		Read: func(t *testing.T) []sinktest.Received {
 			// The server queued every flushed message for the subscriber
@@ -108,9 +94,9 @@ func TestCoreConformance(t *testing.T) {
 			}
 		},
 		Outage: &sinktest.Outage{
-			Stop: func(t *testing.T) { ts.stop() },
+			Stop: func(t *testing.T) { ts.Stop() },
 			Start: func(t *testing.T) {
-				ts.start()
+				ts.Start()
 				waitFor(t, func() bool { return sc.IsConnected() && sc.Flush() == nil })
 			},
 		},
@@ -121,22 +107,22 @@ func TestCoreConformance(t *testing.T) {
 // TestJetStreamConformance: the destination is the stream, read with an
 // ordered consumer.
 func TestJetStreamConformance(t *testing.T) {
-	var ts *testServer
+	var ts *natstest.Server
 	sinktest.Run(t, sinktest.Harness{
 		New: func(t *testing.T) sink.Sink {
-			ts = startServer(t, nil)
-			return newHarnessSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}})
+			ts = natstest.Start(t, nil)
+			return openSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}})
 		},
 		Read: func(t *testing.T) []sinktest.Received {
 			var out []sinktest.Received
-			for _, m := range readStream(t, ts.jetStream(t), natssink.DefaultStreamName) {
+			for _, m := range readStream(t, ts.JetStream(t), natssink.DefaultStreamName) {
 				out = append(out, received(t, m.Subject(), m.Headers(), m.Data()))
 			}
 			return out
 		},
 		Outage: &sinktest.Outage{
-			Stop:  func(t *testing.T) { ts.stop() },
-			Start: func(t *testing.T) { ts.start() },
+			Stop:  func(t *testing.T) { ts.Stop() },
+			Start: func(t *testing.T) { ts.Start() },
 		},
 		Dedup:        true,
 		CheckMessage: checkReceived,

@@ -1,6 +1,10 @@
 package nats
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rollcall-dev/rollcall/internal/promdef"
+)
 
 // Metrics are the NATS-specific sink metrics, labelled by sink name;
 // publish counts and latency are recorded by whatever drives the sink. A
@@ -27,25 +31,15 @@ type Metrics struct {
 // NewMetrics creates the metric family and registers it with reg (nil:
 // not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	connected := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "rollcall_nats_connected",
-		Help: "1 while the NATS sink is connected to a server.",
-	}, []string{"sink"})
-	disconnects := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rollcall_nats_disconnects_total",
-		Help: "Connections to NATS the sink lost.",
-	}, []string{"sink"})
-	reconnects := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rollcall_nats_reconnects_total",
-		Help: "Successful reconnects of the NATS sink.",
-	}, []string{"sink"})
-	duplicates := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rollcall_nats_duplicate_acks_total",
-		Help: "JetStream acks reporting a message the stream already held (dropped by deduplication).",
-	}, []string{"sink"})
-	if reg != nil {
-		reg.MustRegister(connected, disconnects, reconnects, duplicates)
-	}
+	connected := promdef.GaugeVec("rollcall_nats_connected",
+		"1 while the NATS sink is connected to a server.", "sink")
+	disconnects := promdef.CounterVec("rollcall_nats_disconnects_total",
+		"Connections to NATS the sink lost.", "sink")
+	reconnects := promdef.CounterVec("rollcall_nats_reconnects_total",
+		"Successful reconnects of the NATS sink.", "sink")
+	duplicates := promdef.CounterVec("rollcall_nats_duplicate_acks_total",
+		"JetStream acks reporting a message the stream already held (dropped by deduplication).", "sink")
+	promdef.Register(reg, connected, disconnects, reconnects, duplicates)
 	return &Metrics{connected: connected, disconnects: disconnects, reconnects: reconnects, duplicates: duplicates}
 }
 

@@ -1,3 +1,7 @@
+// This file stays whole: it is the Sink type's methods, from connecting
+// through publishing (JetStream and core) to Close, around one connection;
+// the options, config, subjects and metrics live in their own files.
+
 // Package nats is the NATS sink: it publishes each event as a structured
 // CloudEvent on <prefix>.<sdkappid>.<group token>.<joined|left|dismissed>,
 // either through JetStream (each message acknowledged by the stream and

@@ -22,6 +22,7 @@ import (
 	"github.com/rollcall-dev/rollcall/schema/schematest"
 	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
@@ -63,12 +64,12 @@ func checkMessage(t *testing.T, prefix string, subj string, h natsgo.Header, dat
 }
 
 func TestCorePublishDeliversInOrderWithHeaders(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := natstest.Start(t, nil)
 	s := newSink(t, ts, natssink.Options{SubjectPrefix: "acme.rc"})
 	if s.Name() != "nats" {
 		t.Errorf("Name = %q", s.Name())
 	}
-	sc := ts.client(t)
+	sc := ts.Client(t)
 	sub, err := sc.SubscribeSync("acme.rc.>")
 	if err != nil {
 		t.Fatal(err)
@@ -88,16 +89,11 @@ func TestCorePublishDeliversInOrderWithHeaders(t *testing.T) {
 		}
 		checkMessage(t, "acme.rc", m.Subject, m.Header, m.Data, want)
 	}
-	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Healthy: %v", err)
-	}
-	if err := s.Check(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Check: %v", err)
-	}
+	wantHealthy(t, s)
 }
 
 func TestPublishEmptyAndInvalid(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := natstest.Start(t, nil)
 	s := newSink(t, ts, natssink.Options{})
 	if err := s.Publish(ctxT(t, 5*time.Second), sink.NewBatch(nil)); err != nil {
 		t.Errorf("empty batch: %v", err)
@@ -115,7 +111,7 @@ func TestPublishEmptyAndInvalid(t *testing.T) {
 }
 
 func TestCorePublishPermissionViolationFails(t *testing.T) {
-	ts := startServer(t, func(o *server.Options) {
+	ts := natstest.Start(t, func(o *server.Options) {
 		o.Users = []*server.User{{Username: "rc", Password: "pw", Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{Deny: []string{"rollcall.>"}},
 		}}}
@@ -134,14 +130,14 @@ func TestCorePublishPermissionViolationFails(t *testing.T) {
 }
 
 func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := natstest.Start(t, nil)
 	reg := prometheus.NewRegistry()
 	metrics := natssink.NewMetrics(reg).For("nats")
 	s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Name: "RC", Create: true}, Metrics: metrics})
 	if s.Name() != "nats:jetstream:RC" {
 		t.Errorf("Name = %q", s.Name())
 	}
-	js := ts.jetStream(t)
+	js := ts.JetStream(t)
 	st, err := js.Stream(ctxT(t, 5*time.Second), "RC")
 	if err != nil {
 		t.Fatalf("stream not created: %v", err)
@@ -167,7 +163,7 @@ func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
 	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(evs)); err != nil {
 		t.Fatalf("re-publish: %v", err)
 	}
-	if n := streamMsgs(t, js, "RC"); n != uint64(len(evs)) {
+	if n := natstest.StreamMsgs(t, js, "RC"); n != uint64(len(evs)) {
 		t.Errorf("after re-publish the stream holds %d messages, want %d", n, len(evs))
 	}
 	if got := testutil.ToFloat64(metrics.DuplicateAcks); got != float64(len(evs)) {
@@ -176,18 +172,13 @@ func TestJetStreamCreatesStreamAndPublishes(t *testing.T) {
 	if got := testutil.ToFloat64(metrics.Connected); got != 1 {
 		t.Errorf("connected metric = %v", got)
 	}
-	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Healthy: %v", err)
-	}
-	if err := s.Check(ctxT(t, 5*time.Second)); err != nil {
-		t.Errorf("Check: %v", err)
-	}
+	wantHealthy(t, s)
 }
 
 func TestJetStreamMissingStream(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := natstest.Start(t, nil)
 	_, err := natssink.New(ctxT(t, 10*time.Second), natssink.Options{
-		URLs: []string{ts.url()}, JetStream: true, Stream: natssink.StreamOptions{Name: "NOPE"},
+		URLs: []string{ts.URL()}, JetStream: true, Stream: natssink.StreamOptions{Name: "NOPE"},
 	})
 	if !errors.Is(err, jetstream.ErrStreamNotFound) || !strings.Contains(err.Error(), "NOPE") {
 		t.Fatalf("New = %v, want a stream-not-found error naming NOPE", err)
@@ -195,8 +186,8 @@ func TestJetStreamMissingStream(t *testing.T) {
 }
 
 func TestJetStreamExistingStreamElsewhereFails(t *testing.T) {
-	ts := startServer(t, nil)
-	js := ts.jetStream(t)
+	ts := natstest.Start(t, nil)
+	js := ts.JetStream(t)
 	// OTHER captures the sink's subjects; the sink is told to use RC.
 	for name, subj := range map[string]string{"OTHER": "rollcall.>", "RC": "elsewhere.>"} {
 		if _, err := js.CreateStream(ctxT(t, 5*time.Second), jetstream.StreamConfig{Name: name, Subjects: []string{subj}}); err != nil {
@@ -207,7 +198,7 @@ func TestJetStreamExistingStreamElsewhereFails(t *testing.T) {
 	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err == nil {
 		t.Fatal("Publish into a stream other than the configured one succeeded")
 	}
-	if n := streamMsgs(t, js, "OTHER"); n != 0 {
+	if n := natstest.StreamMsgs(t, js, "OTHER"); n != 0 {
 		t.Errorf("OTHER holds %d messages", n)
 	}
 	if err := s.Check(ctxT(t, 5*time.Second)); err == nil || !strings.Contains(err.Error(), "do not take every subject") {
@@ -218,8 +209,8 @@ func TestJetStreamExistingStreamElsewhereFails(t *testing.T) {
 // TestCheckStreamSubjects: check passes only when the stream takes every
 // subject under the prefix.
 func TestCheckStreamSubjects(t *testing.T) {
-	ts := startServer(t, nil)
-	js := ts.jetStream(t)
+	ts := natstest.Start(t, nil)
+	js := ts.JetStream(t)
 	for _, tc := range []struct {
 		subjects []string
 		ok       bool
@@ -248,8 +239,8 @@ func TestCheckStreamSubjects(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	const password, token = "pa55-w0rd-XYZ", "t0ken-ABC-123"
-	userServer := startServer(t, func(o *server.Options) { o.Username, o.Password = "rc", password })
-	tokenServer := startServer(t, func(o *server.Options) { o.Authorization = token })
+	userServer := natstest.Start(t, func(o *server.Options) { o.Username, o.Password = "rc", password })
+	tokenServer := natstest.Start(t, func(o *server.Options) { o.Authorization = token })
 
 	t.Run("user password", func(t *testing.T) {
 		s := newSink(t, userServer, natssink.Options{User: "rc", Password: password})
@@ -265,7 +256,7 @@ func TestAuth(t *testing.T) {
 	})
 	t.Run("password in url is not logged", func(t *testing.T) {
 		core, logs := observer.New(zap.DebugLevel)
-		u := "nats://rc:" + password + "@" + strings.TrimPrefix(userServer.url(), "nats://")
+		u := "nats://rc:" + password + "@" + strings.TrimPrefix(userServer.URL(), "nats://")
 		s := newSink(t, userServer, natssink.Options{URLs: []string{u}, Logger: zap.New(core)})
 		if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(1, 1, 0))); err != nil {
 			t.Fatal(err)
@@ -285,10 +276,10 @@ func TestAuth(t *testing.T) {
 		o      natssink.Options
 		secret string
 	}{
-		{"wrong password", natssink.Options{URLs: []string{userServer.url()}, User: "rc", Password: "wr0ng-" + password}, "wr0ng-"},
-		{"no credentials", natssink.Options{URLs: []string{userServer.url()}}, password},
-		{"wrong token", natssink.Options{URLs: []string{tokenServer.url()}, Token: "bad-" + token}, "bad-"},
-		{"password in url", natssink.Options{URLs: []string{"nats://rc:url-" + password + "@" + strings.TrimPrefix(userServer.url(), "nats://")}}, "url-"},
+		{"wrong password", natssink.Options{URLs: []string{userServer.URL()}, User: "rc", Password: "wr0ng-" + password}, "wr0ng-"},
+		{"no credentials", natssink.Options{URLs: []string{userServer.URL()}}, password},
+		{"wrong token", natssink.Options{URLs: []string{tokenServer.URL()}, Token: "bad-" + token}, "bad-"},
+		{"password in url", natssink.Options{URLs: []string{"nats://rc:url-" + password + "@" + strings.TrimPrefix(userServer.URL(), "nats://")}}, "url-"},
 	}
 	for _, tt := range fails {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,7 +307,7 @@ func TestAuth(t *testing.T) {
 // on the same port and store comes up, the sink reconnects by itself and
 // the retried batch lands exactly once.
 func TestOutage(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := natstest.Start(t, nil)
 	reg := prometheus.NewRegistry()
 	metrics := natssink.NewMetrics(reg).For("nats")
 	s := newSink(t, ts, natssink.Options{JetStream: true, Stream: natssink.StreamOptions{Create: true}, Metrics: metrics})
@@ -325,7 +316,7 @@ func TestOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ts.stop()
+	ts.Stop()
 	waitFor(t, func() bool { return s.Healthy(ctxT(t, time.Second)) != nil })
 	err := s.Publish(ctxT(t, 2*time.Second), sink.NewBatch(second))
 	if err == nil {
@@ -338,13 +329,13 @@ func TestOutage(t *testing.T) {
 		t.Errorf("connected metric = %v while down", got)
 	}
 
-	ts.start()
+	ts.Start()
 	waitFor(t, func() bool { return s.Healthy(ctxT(t, time.Second)) == nil })
 	// The caller retries the failed batch, and for good measure the first.
 	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(append(append([]schema.Event{}, first...), second...))); err != nil {
 		t.Fatalf("Publish after reconnect: %v", err)
 	}
-	msgs := readStream(t, ts.jetStream(t), natssink.DefaultStreamName)
+	msgs := readStream(t, ts.JetStream(t), natssink.DefaultStreamName)
 	want := append(append([]schema.Event{}, first...), second...)
 	if len(msgs) != len(want) {
 		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(want))
@@ -360,9 +351,9 @@ func TestOutage(t *testing.T) {
 }
 
 func TestCoreOutageFailsFast(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := natstest.Start(t, nil)
 	s := newSink(t, ts, natssink.Options{})
-	ts.stop()
+	ts.Stop()
 	waitFor(t, func() bool { return s.Healthy(ctxT(t, time.Second)) != nil })
 	err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(events(3, 1, 0)))
 	if !errors.Is(err, natssink.ErrNotConnected) {
@@ -374,8 +365,8 @@ func TestCoreOutageFailsFast(t *testing.T) {
 }
 
 func TestCloseDrainsAndStops(t *testing.T) {
-	ts := startServer(t, nil)
-	s, err := natssink.New(ctxT(t, 10*time.Second), natssink.Options{URLs: []string{ts.url()}})
+	ts := natstest.Start(t, nil)
+	s, err := natssink.New(ctxT(t, 10*time.Second), natssink.Options{URLs: []string{ts.URL()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,11 +388,10 @@ func TestCloseDrainsAndStops(t *testing.T) {
 // publishes with ErrNotConnected, and once the server comes up connects by
 // itself, creates the stream and publishes.
 func TestNewUnreachable(t *testing.T) {
-	ts := &testServer{t: t, port: freePort(t), store: t.TempDir()}
-	t.Cleanup(ts.stop)
+	ts := natstest.New(t, nil)
 	reg := prometheus.NewRegistry()
 	metrics := natssink.NewMetrics(reg).For("nats")
-	s, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()}, JetStream: true,
+	s, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.URL()}, JetStream: true,
 		Stream: natssink.StreamOptions{Create: true}, Metrics: metrics, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatalf("New with the server down: %v", err)
@@ -417,7 +407,7 @@ func TestNewUnreachable(t *testing.T) {
 		t.Errorf("connected metric = %v while down", got)
 	}
 
-	ts.start()
+	ts.Start()
 	waitFor(t, func() bool { return testutil.ToFloat64(metrics.Connected) == 1 })
 	// Ready without a publish: Healthy creates the stream.
 	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
@@ -427,7 +417,7 @@ func TestNewUnreachable(t *testing.T) {
 	if err := s.Publish(ctxT(t, 10*time.Second), sink.NewBatch(evs)); err != nil {
 		t.Fatalf("Publish once the server is up: %v", err)
 	}
-	if msgs := readStream(t, ts.jetStream(t), natssink.DefaultStreamName); len(msgs) != len(evs) {
+	if msgs := readStream(t, ts.JetStream(t), natssink.DefaultStreamName); len(msgs) != len(evs) {
 		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(evs))
 	}
 	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
@@ -451,8 +441,8 @@ func TestNewUnknownHost(t *testing.T) {
 // TestNewAuthFailureIsReturned: a reachable server that refuses the
 // credentials is a configuration error at New, not a background retry.
 func TestNewAuthFailureIsReturned(t *testing.T) {
-	ts := startServer(t, func(o *server.Options) { o.Username, o.Password = "u", "right" })
-	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.url()}, User: "u", Password: "wrong"})
+	ts := natstest.Start(t, func(o *server.Options) { o.Username, o.Password = "u", "right" })
+	_, err := natssink.New(ctxT(t, 5*time.Second), natssink.Options{URLs: []string{ts.URL()}, User: "u", Password: "wrong"})
 	if err == nil {
 		t.Fatal("New connected with a wrong password")
 	}
@@ -482,7 +472,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // TestBareMetricsFamily: a metric family passed without For records under
 // sink="nats", rather than leaving the sink without series.
 func TestBareMetricsFamily(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := natstest.Start(t, nil)
 	reg := prometheus.NewRegistry()
 	newSink(t, ts, natssink.Options{Metrics: natssink.NewMetrics(reg)})
 	want := `

@@ -3,114 +3,38 @@ package nats_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/rollcall-dev/rollcall/schema"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
+	"github.com/rollcall-dev/rollcall/sink/nats/natstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testServer is an embedded nats-server with JetStream on a fixed port and
-// store dir, so it can be shut down and started again "in the same place".
-type testServer struct {
-	t     testing.TB
-	port  int
-	store string
-	conf  func(*server.Options)
-	srv   *server.Server
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startServer starts a server; conf, if not nil, adjusts its options
-// (auth, permissions). It is shut down in t's cleanup.
-func startServer(t testing.TB, conf func(*server.Options)) *testServer {
-	t.Helper()
-	ts := &testServer{t: t, port: freePort(t), store: t.TempDir(), conf: conf}
-	ts.start()
-	t.Cleanup(ts.stop)
-	return ts
-}
-
-func (ts *testServer) start() {
-	ts.t.Helper()
-	o := &server.Options{
-		Host:      "127.0.0.1",
-		Port:      ts.port,
-		JetStream: true,
-		StoreDir:  ts.store,
-		NoLog:     true,
-		NoSigs:    true,
-	}
-	if ts.conf != nil {
-		ts.conf(o)
-	}
-	srv, err := server.NewServer(o)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		ts.t.Fatal("nats-server not ready")
-	}
-	ts.srv = srv
-}
-
-func (ts *testServer) stop() {
-	if ts.srv == nil {
-		return
-	}
-	ts.srv.Shutdown()
-	ts.srv.WaitForShutdown()
-	ts.srv = nil
-}
-
-func (ts *testServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", ts.port) }
-
-// client is a plain connection for the test's own subscribing and
-// inspecting, closed in cleanup.
-func (ts *testServer) client(t testing.TB, opts ...natsgo.Option) *natsgo.Conn {
-	t.Helper()
-	nc, err := natsgo.Connect(ts.url(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
-func (ts *testServer) jetStream(t testing.TB, opts ...natsgo.Option) jetstream.JetStream {
-	t.Helper()
-	js, err := jetstream.New(ts.client(t, opts...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // newSink builds a sink against ts and closes it in cleanup.
-func newSink(t testing.TB, ts *testServer, o natssink.Options) *natssink.Sink {
+func newSink(t testing.TB, ts *natstest.Server, o natssink.Options) *natssink.Sink {
+	t.Helper()
+	s := openSink(t, ts, o)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s
+}
+
+// openSink builds a sink against ts (unless o names URLs) logging to t
+// (unless o has a logger, or t is a benchmark); closing it is the caller's.
+func openSink(t testing.TB, ts *natstest.Server, o natssink.Options) *natssink.Sink {
 	t.Helper()
 	if len(o.URLs) == 0 {
-		o.URLs = []string{ts.url()}
+		o.URLs = []string{ts.URL()}
 	}
 	if o.Logger == nil {
 		if tt, ok := t.(*testing.T); ok {
@@ -123,12 +47,18 @@ func newSink(t testing.TB, ts *testServer, o natssink.Options) *natssink.Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
 	return s
+}
+
+// wantHealthy requires s's Healthy and Check to pass.
+func wantHealthy(t *testing.T, s *natssink.Sink) {
+	t.Helper()
+	if err := s.Healthy(ctxT(t, 5*time.Second)); err != nil {
+		t.Errorf("Healthy: %v", err)
+	}
+	if err := s.Check(ctxT(t, 5*time.Second)); err != nil {
+		t.Errorf("Check: %v", err)
+	}
 }
 
 var t0 = time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC)
@@ -145,25 +75,10 @@ func events(n, groups, start int) []schema.Event {
 	return out
 }
 
-func streamMsgs(t testing.TB, js jetstream.JetStream, stream string) uint64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 // readStream reads every message of stream with an ordered consumer.
 func readStream(t testing.TB, js jetstream.JetStream, stream string) []jetstream.Msg {
 	t.Helper()
-	n := streamMsgs(t, js, stream)
+	n := natstest.StreamMsgs(t, js, stream)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})

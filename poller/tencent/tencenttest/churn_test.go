@@ -21,7 +21,7 @@ func churned(t *testing.T, seed int64, steps int, o tencenttest.ChurnOptions) []
 	c := s.NewChurner(o)
 	var out [][]schema.Member
 	for range steps {
-		clk.Advance(time.Second)
+		clk.Add(time.Second)
 		c.Step()
 		out = append(out, append(s.Members("g1"), s.Members("g2")...))
 	}
@@ -54,7 +54,7 @@ func TestChurnCounts(t *testing.T) {
 	s.AddGroup("g1", members(10)...)
 	s.AddGroup("other", members(3)...)
 	c := s.NewChurner(tencenttest.ChurnOptions{Groups: []string{"g1"}, JoinsPerTick: 3, LeavesPerTick: 1, Seed: 1})
-	clk.Advance(time.Minute)
+	clk.Add(time.Minute)
 	c.Step()
 	ms := s.Members("g1")
 	if len(ms) != 12 {
@@ -86,7 +86,7 @@ func TestChurnRejoins(t *testing.T) {
 		original[m.Account] = true
 	}
 	for range 20 {
-		clk.Advance(time.Second)
+		clk.Add(time.Second)
 		c.Step()
 	}
 	// With RejoinProbability 1 nobody new ever arrives: every join is a

@@ -1,3 +1,7 @@
+// This file stays whole: it is the fake server's whole side of the wire
+// protocol, one handler per API command sharing the request checks
+// (query, usersig, rate limit, faults) and the wire types they answer with.
+
 package tencenttest
 
 import (

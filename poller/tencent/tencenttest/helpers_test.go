@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/rollcall-dev/rollcall/internal/testclock"
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 	"github.com/rollcall-dev/rollcall/schema"
 )
@@ -26,27 +26,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // t0 is the fake clock's start; far from 2^31 so nothing works by accident.
 var t0 = time.Unix(1_700_000_000, 0)
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *testclock.Clock { return testclock.New(t0) }
 
 // start returns a started server with a fake clock and a test logger.
-func start(t *testing.T, o tencenttest.Options) (*tencenttest.Server, *clock) {
+func start(t *testing.T, o tencenttest.Options) (*tencenttest.Server, *testclock.Clock) {
 	t.Helper()
 	c := newClock()
 	if o.Now == nil {

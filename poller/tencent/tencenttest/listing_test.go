@@ -114,7 +114,7 @@ func TestJoinTimeDefaultsToNow(t *testing.T) {
 	s, clk := start(t, tencenttest.Options{})
 	s.AddGroup("g1", schema.Member{Account: "a"})
 	s.Join("g1", schema.Member{Account: "b", JoinTime: 42})
-	clk.Advance(90e9)
+	clk.Add(90e9)
 	s.Join("g1", schema.Member{Account: "c"})
 	got := s.Members("g1")
 	want := []schema.Member{{Account: "a", JoinTime: t0.Unix()}, {Account: "b", JoinTime: 42}, {Account: "c", JoinTime: t0.Unix() + 90}}
@@ -182,7 +182,7 @@ func TestMembershipChangesBetweenPages(t *testing.T) {
 	if got := accounts(first.MemberList); !equal(got, []string{"user00000", "user00001", "user00002"}) {
 		t.Fatalf("page 1 = %v", got)
 	}
-	clk.Advance(10e9)
+	clk.Add(10e9)
 	s.Join("g1", schema.Member{Account: "newcomer"}) // newest: ahead of the cursor
 	s.Leave("g1", "user00004")                       // on a later page
 	s.Leave("g1", "user00001")                       // already listed

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollcall-dev/rollcall/internal/testclock"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 )
 
@@ -253,20 +254,8 @@ func TestNoKeyInErrors(t *testing.T) {
 	}
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestSignerCachesAndRefreshes(t *testing.T) {
-	clk := &clock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	var reasons []string
 	s, err := usersig.NewSigner(usersig.SignerOptions{
 		SDKAppID: 1400000000, Identifier: "administrator", Key: "k",
@@ -337,7 +326,7 @@ func TestSignerOptions(t *testing.T) {
 }
 
 func TestSignerConcurrent(t *testing.T) {
-	clk := &clock{t: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	s, err := usersig.NewSigner(usersig.SignerOptions{SDKAppID: 1, Identifier: "a", Key: "k", Expire: time.Hour, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
