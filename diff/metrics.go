@@ -3,8 +3,8 @@ package diff
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rollcall-dev/rollcall/internal/promdef"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/promdef"
 )
 
 // Metrics are the Detector's Prometheus metrics. A nil *Metrics records

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rollcall-dev/rollcall/internal/promdef"
+	"github.com/rollcall-dev/rollcall/schema/promdef"
 )
 
 // Poll results, the values of the result label of rollcall_polls_total.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollcall-dev/rollcall/internal/testclock"
+	"github.com/rollcall-dev/rollcall/schema/schematest/testclock"
 	"github.com/rollcall-dev/rollcall/sink"
 	"github.com/rollcall-dev/rollcall/sink/sinktest"
 )

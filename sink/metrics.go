@@ -3,7 +3,7 @@ package sink
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rollcall-dev/rollcall/internal/promdef"
+	"github.com/rollcall-dev/rollcall/schema/promdef"
 )
 
 // Metrics are the Fanout's per-sink metrics. A nil *Metrics records

@@ -22,9 +22,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/time/rate"
 
-	"github.com/rollcall-dev/rollcall/internal/testclock"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/schematest/testclock"
 )
 
 func TestRequestFormat(t *testing.T) {

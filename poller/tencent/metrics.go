@@ -5,8 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rollcall-dev/rollcall/internal/promdef"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
+	"github.com/rollcall-dev/rollcall/schema/promdef"
 )
 
 // Commands the client calls; they are the command label of its metrics.

@@ -3,7 +3,7 @@ package kafka
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rollcall-dev/rollcall/internal/promdef"
+	"github.com/rollcall-dev/rollcall/schema/promdef"
 )
 
 // Metrics are the Kafka sink's Prometheus metrics. One value may serve

@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/rollcall-dev/rollcall/internal/testpki"
+	"github.com/rollcall-dev/rollcall/schema/schematest/testpki"
 )
 
 func TestTLS(t *testing.T) {

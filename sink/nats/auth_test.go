@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
-	"github.com/rollcall-dev/rollcall/internal/testpki"
+	"github.com/rollcall-dev/rollcall/schema/schematest/testpki"
 	"github.com/rollcall-dev/rollcall/sink"
 	natssink "github.com/rollcall-dev/rollcall/sink/nats"
 	"github.com/rollcall-dev/rollcall/sink/nats/natstest"

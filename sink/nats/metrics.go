@@ -3,7 +3,7 @@ package nats
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rollcall-dev/rollcall/internal/promdef"
+	"github.com/rollcall-dev/rollcall/schema/promdef"
 )
 
 // Metrics are the NATS-specific sink metrics, labelled by sink name;

@@ -16,9 +16,9 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/rollcall-dev/rollcall/internal/testclock"
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 	"github.com/rollcall-dev/rollcall/schema"
+	"github.com/rollcall-dev/rollcall/schema/schematest/testclock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

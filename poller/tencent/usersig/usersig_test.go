@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollcall-dev/rollcall/internal/testclock"
 	"github.com/rollcall-dev/rollcall/poller/tencent/usersig"
+	"github.com/rollcall-dev/rollcall/schema/schematest/testclock"
 )
 
 type vector struct {
