@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"fmt"
-	"net"
 	"time"
 
 	"github.com/rollcall-dev/rollcall/schema/config"
@@ -63,56 +61,35 @@ func (c *Config) SetDefaults() {
 // block; the checks here give the configuration file's wording, Validate
 // (run last) everything else the sink would refuse at start.
 func (c *Config) Validate() error {
+	// What only the file has: readable TLS files, a password file, and
+	// create_topic (whose zeros SetDefaults made 1) given as negatives.
+	// The rest is the sink's own Validate, reported first error first.
 	if c.TLS != nil {
 		if err := c.TLS.CheckFiles(); err != nil {
 			return err
 		}
 	}
-	if len(c.Brokers) == 0 {
-		return config.Errorf("brokers", "at least one broker address is required")
-	}
-	for i, b := range c.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return config.Errorf(fmt.Sprintf("brokers[%d]", i), "must be host:port, got %q", b)
-		}
-	}
-	if c.Topic == "" {
-		return config.Errorf("topic", "required")
-	}
-	switch c.Mode {
-	case ModeStructured, ModeBinary:
-	default:
-		return config.Errorf("mode", "must be structured or binary, got %q", c.Mode)
-	}
-	if !codecs[c.Compression] {
-		return config.Errorf("compression", "must be none, gzip, snappy, lz4 or zstd, got %q", c.Compression)
-	}
-	if c.BatchSize < 0 {
-		return config.Errorf("batch_size", "must be positive")
-	}
-	if c.BatchTimeout < 0 {
-		return config.Errorf("batch_timeout", "must be positive")
-	}
 	if s := c.SASL; s != nil {
-		switch s.Mechanism {
-		case MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512:
-		default:
-			return config.Errorf("sasl.mechanism", "must be plain, scram-sha-256 or scram-sha-512, got %q", s.Mechanism)
-		}
-		if s.Username == "" {
-			return config.Errorf("sasl.username", "required")
-		}
 		if err := config.ResolveSecret(&s.Password, s.PasswordFile, "sasl.password"); err != nil {
 			return err
 		}
-		if s.Password == "" {
-			return config.Errorf("sasl.password", "required (or sasl.password_file)")
-		}
+	}
+	if err := first(Validate(c.Options())); err != nil {
+		return err
 	}
 	if t := c.CreateTopic; t != nil && (t.Partitions < 1 || t.Replication < 1) {
 		return config.Errorf("create_topic", "partitions and replication must be positive")
 	}
-	return Validate(c.Options())
+	return nil
+}
+
+// first returns the first error of a joined one (the configuration
+// reports one problem at a time).
+func first(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+		return j.Unwrap()[0]
+	}
+	return err
 }
 
 // Options is the sink's configuration, without its logger and metrics.

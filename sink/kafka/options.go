@@ -143,13 +143,15 @@ func Validate(o Options) error {
 	var errs []error
 	add := func(path, format string, args ...any) { errs = append(errs, config.Errorf(path, format, args...)) }
 
+	// The wording is the configuration file's: `rollcall` reports these
+	// errors under the sink's key (sinks[N].<path>).
 	if len(o.Brokers) == 0 {
-		add("brokers", "at least one broker is required")
+		add("brokers", "at least one broker address is required")
 	}
 	for i, b := range o.Brokers {
 		host, port, err := net.SplitHostPort(b)
 		if err != nil || host == "" || port == "" {
-			add(fmt.Sprintf("brokers[%d]", i), "%q is not host:port", b)
+			add(fmt.Sprintf("brokers[%d]", i), "must be host:port, got %q", b)
 		}
 	}
 	if err := validTopic(o.Topic); err != nil {
@@ -158,16 +160,16 @@ func Validate(o Options) error {
 	switch o.Mode {
 	case "", ModeStructured, ModeBinary:
 	default:
-		add("mode", "unknown mode %q (want structured|binary)", o.Mode)
+		add("mode", "must be structured or binary, got %q", o.Mode)
 	}
 	if !codecs[o.Compression] {
-		add("compression", "unknown codec %q (want none|gzip|snappy|lz4|zstd)", o.Compression)
+		add("compression", "must be none, gzip, snappy, lz4 or zstd, got %q", o.Compression)
 	}
 	if o.BatchSize < 0 {
-		add("batch_size", "must not be negative, got %d", o.BatchSize)
+		add("batch_size", "must be positive")
 	}
 	if o.BatchTimeout < 0 {
-		add("batch_timeout", "must not be negative, got %s", o.BatchTimeout)
+		add("batch_timeout", "must be positive")
 	}
 	if o.WriteTimeout < 0 {
 		add("write_timeout", "must not be negative, got %s", o.WriteTimeout)
@@ -181,13 +183,13 @@ func Validate(o Options) error {
 		switch s.Mechanism {
 		case MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512:
 		default:
-			add("sasl.mechanism", "unknown mechanism %q (want plain|scram-sha-256|scram-sha-512)", s.Mechanism)
+			add("sasl.mechanism", "must be plain, scram-sha-256 or scram-sha-512, got %q", s.Mechanism)
 		}
 		if s.Username == "" {
 			add("sasl.username", "required")
 		}
 		if s.Password == "" {
-			add("sasl.password", "required")
+			add("sasl.password", "required (or sasl.password_file)")
 		}
 	}
 	if c := o.CreateTopic; c != nil {

@@ -2,7 +2,6 @@ package nats
 
 import (
 	"os"
-	"strings"
 	"time"
 
 	"github.com/rollcall-dev/rollcall/schema/config"
@@ -42,19 +41,13 @@ func (c *Config) SetDefaults() {
 // the checks here give the configuration file's wording and name one key
 // each, Validate (run last) everything else the sink would refuse.
 func (c *Config) Validate() error {
+	// What only the file has: readable TLS, creds and nkey files, the
+	// password and token files, and stream.create. The rest is the sink's
+	// own Validate, reported first error first.
 	if c.TLS != nil {
 		if err := c.TLS.CheckFiles(); err != nil {
 			return err
 		}
-	}
-	if len(c.URL) == 0 {
-		return config.Errorf("url", "at least one server URL is required")
-	}
-	if !validPrefix(c.SubjectPrefix) {
-		return config.Errorf("subject_prefix", "must be dot-separated tokens of [A-Za-z0-9_-], got %q", c.SubjectPrefix)
-	}
-	if c.Stream.Create && !c.JetStream {
-		return config.Errorf("stream.create", "needs jetstream: true")
 	}
 	if err := config.ResolveSecret(&c.Password, c.PasswordFile, "password"); err != nil {
 		return err
@@ -69,23 +62,22 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if c.Password != "" && c.User == "" {
-		return config.Errorf("user", "required with password")
+	if err := first(Validate(c.Options())); err != nil {
+		return err
 	}
-	// Validate refuses two ways too, but names no single key.
-	var auth []string
-	for _, m := range []struct {
-		key string
-		set bool
-	}{{"creds_file", c.CredsFile != ""}, {"nkey_file", c.NKeyFile != ""}, {"token", c.Token != ""}, {"user", c.User != ""}} {
-		if m.set {
-			auth = append(auth, m.key)
-		}
+	if c.Stream.Create && !c.JetStream {
+		return config.Errorf("stream.create", "needs jetstream: true")
 	}
-	if len(auth) > 1 {
-		return config.Errorf(auth[0], "set one way to authenticate, not %s", strings.Join(auth, " and "))
+	return nil
+}
+
+// first returns the first error of a joined one (the configuration
+// reports one problem at a time).
+func first(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+		return j.Unwrap()[0]
 	}
-	return Validate(c.Options())
+	return err
 }
 
 // Options is the sink's configuration, without its logger and metrics.

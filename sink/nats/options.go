@@ -111,22 +111,26 @@ func Validate(o Options) error {
 		}
 	}
 	if !validPrefix(o.SubjectPrefix) {
-		add("subject_prefix", "%q must be dot-separated tokens of [A-Za-z0-9_-], without wildcards", o.SubjectPrefix)
+		add("subject_prefix", "must be dot-separated tokens of [A-Za-z0-9_-], got %q", o.SubjectPrefix)
 	}
 	if o.JetStream && !validStreamName(o.Stream.Name) {
 		add("stream.name", "%q must not contain whitespace, '.', '*', '>', '/' or '\\'", o.Stream.Name)
 	}
-	methods := 0
-	for _, set := range []bool{o.CredsFile != "", o.NKeyFile != "", o.User != "" || o.Password != "", o.Token != ""} {
-		if set {
-			methods++
-		}
-	}
-	if methods > 1 {
-		add("", "creds_file, nkey_file, user/password, token: set at most one")
-	}
 	if o.Password != "" && o.User == "" {
 		add("user", "required with password")
+	}
+	// At most one way to authenticate; the error names the first key set.
+	var auth []string
+	for _, m := range []struct {
+		key string
+		set bool
+	}{{"creds_file", o.CredsFile != ""}, {"nkey_file", o.NKeyFile != ""}, {"token", o.Token != ""}, {"user", o.User != ""}} {
+		if m.set {
+			auth = append(auth, m.key)
+		}
+	}
+	if len(auth) > 1 {
+		add(auth[0], "set one way to authenticate, not %s", strings.Join(auth, " and "))
 	}
 	if o.User != "" && o.Password == "" {
 		add("password", "required with user")

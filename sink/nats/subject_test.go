@@ -94,7 +94,7 @@ func TestValidate(t *testing.T) {
 		{"prefix space", func(o *natssink.Options) { o.SubjectPrefix = "a b" }, "subject_prefix: "},
 		{"prefix gt", func(o *natssink.Options) { o.SubjectPrefix = ">" }, "subject_prefix: "},
 		{"stream dot", func(o *natssink.Options) { o.JetStream = true; o.Stream.Name = "a.b" }, "stream.name: "},
-		{"two auth methods", func(o *natssink.Options) { o.Token = "t"; o.CredsFile = "/c" }, "creds_file, nkey_file"},
+		{"two auth methods", func(o *natssink.Options) { o.Token = "t"; o.CredsFile = "/c" }, "creds_file: set one way to authenticate, not creds_file and token"},
 		{"password alone", func(o *natssink.Options) { o.Password = "p" }, "user: "},
 		{"user alone", func(o *natssink.Options) { o.User = "u" }, "password: "},
 		{"cert without key", func(o *natssink.Options) { o.TLS = &natssink.TLSOptions{Cert: "c"} }, "tls: "},
