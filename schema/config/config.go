@@ -65,6 +65,15 @@ func Prefix(prefix string, err error) error {
 	return &FieldError{Path: prefix, Msg: err.Error()}
 }
 
+// First returns the first error of a joined one (errors.Join), or err
+// itself: a configuration reports one problem at a time.
+func First(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+		return j.Unwrap()[0]
+	}
+	return err
+}
+
 // Secret is a string that never prints: logs, errors and dumps of the
 // config show "<secret>".
 type Secret string

@@ -85,3 +85,16 @@ func TestStringList(t *testing.T) {
 		}
 	}
 }
+
+func TestFirst(t *testing.T) {
+	a, b := Errorf("a", "x"), Errorf("b", "y")
+	if got := First(errors.Join(a, b)); got != a {
+		t.Errorf("First(join) = %v, want %v", got, a)
+	}
+	if got := First(b); got != b {
+		t.Errorf("First(b) = %v", got)
+	}
+	if First(nil) != nil {
+		t.Error("First(nil) != nil")
+	}
+}

@@ -74,22 +74,13 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if err := first(Validate(c.Options())); err != nil {
+	if err := config.First(Validate(c.Options())); err != nil {
 		return err
 	}
 	if t := c.CreateTopic; t != nil && (t.Partitions < 1 || t.Replication < 1) {
 		return config.Errorf("create_topic", "partitions and replication must be positive")
 	}
 	return nil
-}
-
-// first returns the first error of a joined one (the configuration
-// reports one problem at a time).
-func first(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
-		return j.Unwrap()[0]
-	}
-	return err
 }
 
 // Options is the sink's configuration, without its logger and metrics.

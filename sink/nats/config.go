@@ -62,22 +62,13 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if err := first(Validate(c.Options())); err != nil {
+	if err := config.First(Validate(c.Options())); err != nil {
 		return err
 	}
 	if c.Stream.Create && !c.JetStream {
 		return config.Errorf("stream.create", "needs jetstream: true")
 	}
 	return nil
-}
-
-// first returns the first error of a joined one (the configuration
-// reports one problem at a time).
-func first(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
-		return j.Unwrap()[0]
-	}
-	return err
 }
 
 // Options is the sink's configuration, without its logger and metrics.
