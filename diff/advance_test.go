@@ -66,9 +66,12 @@ func checkAgainstOracle(t *testing.T, a, b, c []byte, capA, mode uint8) {
 			}
 			before := prevA.Clone()
 			// After the first step prevA is advance's own output: sorted.
-			advE, advS, urgent := advance(prevA, s, o, departed, k > 0)
+			advE, advS, urgent, cnt := advance(prevA, s, o, departed, k > 0)
 			if !reflect.DeepEqual(advE, wantE) || !reflect.DeepEqual(advS, wantS) {
 				t.Fatalf("step %d: Advance differs from the oracle:\n got %v\n     %+v\nwant %v\n     %+v", k, advE, advS, wantE, wantS)
+			}
+			if want := countOf(advS); cnt != want {
+				t.Fatalf("step %d: counted %+v on the way, the state has %+v", k, cnt, want)
 			}
 			if !urgent {
 				// Only what a checkpoint may write later changed.
@@ -180,7 +183,7 @@ func benchAdvance(b *testing.B, n, churn int) {
 			s = back
 		}
 		flip = !flip
-		if events, _, _ := advance(prev, s, o, nil, true); len(events) != 2*churn {
+		if events, _, _, _ := advance(prev, s, o, nil, true); len(events) != 2*churn {
 			b.Fatalf("%d events", len(events))
 		}
 	}
@@ -191,7 +194,7 @@ func BenchmarkAdvanceQuiet1000(b *testing.B) {
 	snap := snapAt(t2, schemaMembers(prev)...)
 	b.ReportAllocs()
 	for b.Loop() {
-		if events, _, _ := advance(prev, snap, o, nil, true); len(events) != 0 {
+		if events, _, _, _ := advance(prev, snap, o, nil, true); len(events) != 0 {
 			b.Fatal(len(events))
 		}
 	}

@@ -132,6 +132,17 @@ func (g *group) setCounts(m *Metrics, c counts, configured bool) {
 	g.counts = c
 }
 
+// configure puts a forgotten group's counts back into the gauges, as they
+// are (read under the lock: a handler may be moving them).
+func (g *group) configure(m *Metrics) {
+	g.counted.Lock()
+	defer g.counted.Unlock()
+	if g.forgotten {
+		g.forgotten = false
+		m.track(g.counts)
+	}
+}
+
 // Forget takes a group removed from the configuration out of
 // rollcall_members_tracked and rollcall_members_out_of_view, which sum the
 // configured groups; its state is kept. Dismissed (called for a group
@@ -297,7 +308,7 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 	if prev != nil && prev.Dismissed && !snap.Dismissed {
 		return storedDismissed(snap.GroupID)
 	}
-	events, next, urgent := advance(prev, snap, opts, d.departed(ctx, prev, snap), true)
+	events, next, urgent, c := advance(prev, snap, opts, d.departed(ctx, prev, snap), true)
 	// prev is next now (changed in place) unless this was a first
 	// snapshot or a dismissal.
 	g.cached = next
@@ -305,7 +316,7 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		// Nothing the next diff depends on changed: the state is written
 		// when the checkpoint is due, so a quiet poll costs no write.
 		g.dirty = true
-		g.setCounts(d.metrics, countOf(next), false)
+		g.setCounts(d.metrics, c, false)
 		if d.checkpoint > 0 && d.now().Sub(g.savedAt) < d.checkpoint {
 			return nil
 		}
@@ -409,7 +420,9 @@ func (d *Detector) save(ctx context.Context, g *group, next *State, checkpoint b
 	d.metrics.committed()
 	g.cached, g.rev, g.dirty, g.savedAt = next, rev, false, d.now()
 	g.gone.Store(next.Dismissed)
-	g.setCounts(d.metrics, countOf(next), false)
+	if !checkpoint { // a checkpoint's counts were set when the poll changed it
+		g.setCounts(d.metrics, countOf(next), false)
+	}
 	return nil
 }
 
@@ -451,7 +464,7 @@ func (d *Detector) Dismissed(ctx context.Context, groupID string) (bool, error) 
 	select {
 	case g.lock <- struct{}{}:
 	default:
-		g.setCounts(d.metrics, g.counts, true)
+		g.configure(d.metrics) // its counts are the handler's to move
 		return g.gone.Load(), nil
 	}
 	defer g.release()

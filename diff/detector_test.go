@@ -488,3 +488,64 @@ func TestDetectorCheckpointsThroughTheCheaperWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestDismissedDuringAPublishRestoresAForgottenGroup: a group removed by a
+// reload and added back while its publish hangs is counted again at once,
+// from the counts its handler keeps (read under their lock: -race).
+func TestDismissedDuringAPublishRestoresAForgottenGroup(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	entered, release := make(chan struct{}), make(chan struct{})
+	calls := 0
+	pub := diff.PublisherFunc(func(context.Context, []schema.Event) error {
+		if calls++; calls == 2 {
+			close(entered)
+			<-release
+		}
+		return nil
+	})
+	d, err := diff.NewDetector(diff.DetectorOptions{Store: diff.NewMemoryStore(), Publisher: pub,
+		Metrics: diff.NewMetrics(reg), Diff: diff.Options{SDKAppID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracked := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "rollcall_members_tracked" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	snap := func(n int, accounts ...string) schema.Snapshot {
+		s := schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(n) * time.Minute)}
+		for _, a := range accounts {
+			s.Members = append(s.Members, schema.Member{Account: a, JoinTime: t0.Unix() - 60})
+		}
+		return s
+	}
+	if err := d.HandleSnapshot(ctx, snap(0, "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.HandleSnapshot(ctx, snap(1, "a", "b", "c")) }()
+	<-entered
+	d.Forget("g")
+	if v := tracked(); v != 0 {
+		t.Fatalf("forgotten group still counted: %v", v)
+	}
+	if gone, err := d.Dismissed(ctx, "g"); err != nil || gone {
+		t.Fatalf("Dismissed = %v, %v", gone, err)
+	}
+	if v := tracked(); v != 2 {
+		t.Fatalf("group added back during its publish: tracked %v, want 2", v)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v := tracked(); v != 3 {
+		t.Fatalf("after the commit: tracked %v, want 3", v)
+	}
+}

@@ -208,13 +208,16 @@ func DiffConfirmed(prev *State, snap schema.Snapshot, o Options, departed map[st
 // last-seen times, nick names, avatars, view flags and the observation
 // time moved, which a caller may write later (a checkpoint).
 func Advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool) (events []schema.Event, next *State, urgent bool) {
-	return advance(prev, snap, o, departed, false)
+	events, next, urgent, _ = advance(prev, snap, o, departed, false)
+	return events, next, urgent
 }
 
 // advance is Advance; keptSorted says prev.Members is known sorted by
 // account without duplicates (the detector's kept state, which advance
 // leaves so), sparing a pass over it.
-func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool, keptSorted bool) (events []schema.Event, next *State, urgent bool) {
+// It also returns next's member counts (the gauges' share of the group),
+// counted on the way.
+func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]bool, keptSorted bool) (events []schema.Event, next *State, urgent bool, cnt counts) {
 	app := snap.SDKAppID
 	if app == 0 {
 		app = o.SDKAppID
@@ -228,7 +231,7 @@ func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 	switch {
 	case prev != nil && prev.Dismissed:
 		prev.Pending = nil
-		return nil, prev, true
+		return nil, prev, true, countOf(prev)
 	case snap.Dismissed:
 		var prevAt *time.Time
 		var old []Tracked
@@ -243,7 +246,7 @@ func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 		}
 		b.Dismissed(len(old))
 		return b.Events(), &State{Version: StateVersion, SDKAppID: app, GroupID: gid,
-			ObservedAt: at, Dismissed: true, DismissedAt: at}, true
+			ObservedAt: at, Dismissed: true, DismissedAt: at}, true, counts{}
 	}
 
 	cur := sortedMembers(snap.Members)
@@ -262,13 +265,13 @@ func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 			}
 		}
 		if o.Baseline == BaselineSilent {
-			return nil, next, true
+			return nil, next, true, counts{tracked: len(cur)}
 		}
 		b := schema.NewBatch(app, gid, at, nil, 0, len(cur))
 		for _, m := range cur {
 			b.Joined(m, schema.ReasonBaseline)
 		}
-		return b.Events(), next, true
+		return b.Events(), next, true, counts{tracked: len(cur)}
 	}
 
 	old := prev.Members
@@ -302,6 +305,7 @@ func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 			t := &old[i]
 			if truncated && t.JoinTime <= boundary && !departed[t.Account] {
 				t.OutOfView = true // possibly just below the window: kept, LastSeen as is
+				cnt.outOfView++
 			} else {
 				changes = append(changes, change{kind: changeLeft, i: i})
 				nLeft++
@@ -370,7 +374,8 @@ func advance(prev *State, snap schema.Snapshot, o Options, departed map[string]b
 	}
 	prev.Version, prev.SDKAppID, prev.GroupID, prev.ObservedAt = StateVersion, app, gid, at
 	prev.Truncated, prev.Boundary, prev.Members, prev.Pending = truncated, stored, kept, nil
-	return events, prev, urgent
+	cnt.tracked = len(kept)
+	return events, prev, urgent, cnt
 }
 
 // change is one member that a poll changes beyond its last-seen time and
