@@ -98,3 +98,23 @@ func TestMonitoredStoreInnerClosed(t *testing.T) {
 		t.Fatalf("after a Save on a closed store: Healthy = %v", err)
 	}
 }
+
+// TestMonitoredStoreConflictsAreAnswers: a write refused as a conflict
+// (someone else wrote the group) is the store working, not failing: any
+// number of them leaves the store healthy.
+func TestMonitoredStoreConflictsAreAnswers(t *testing.T) {
+	ctx := context.Background()
+	inner := &difftest.FailingStore{Store: diff.NewMemoryStore()}
+	m := diff.Monitor(inner)
+	inner.Conflict(5)
+	st := &diff.State{Version: diff.StateVersion, GroupID: "g"}
+	var ce *diff.ConflictError
+	for range 5 {
+		if _, err := m.Save(ctx, st, 0); !errors.As(err, &ce) {
+			t.Fatalf("Save = %v, want a conflict", err)
+		}
+	}
+	if err := m.Healthy(ctx); err != nil {
+		t.Fatalf("after 5 conflicts: Healthy = %v, want nil", err)
+	}
+}

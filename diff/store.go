@@ -114,7 +114,8 @@ func (f *Fence) group(id string) *fenced {
 
 // Read runs read, which reports whether the group has a record, and
 // returns the record's revision: 0 for none, at least 1 for a record
-// (one written before this process started gets 1).
+// (one written before this process started gets 1). The revision follows
+// what read found.
 func (f *Fence) Read(groupID string, read func() (exists bool, err error)) (Revision, error) {
 	g := f.group(groupID)
 	g.mu.Lock()
@@ -123,11 +124,14 @@ func (f *Fence) Read(groupID string, read func() (exists bool, err error)) (Revi
 	if err != nil {
 		return 0, err
 	}
-	if exists && g.rev == 0 {
+	switch {
+	case !exists:
+		// Also after a record was removed behind the store's back (an
+		// operator deleting a state file): the next write starts anew
+		// instead of conflicting for ever.
+		g.rev = 0
+	case g.rev == 0:
 		g.rev = 1
-	}
-	if !exists {
-		return 0, nil
 	}
 	return g.rev, nil
 }
