@@ -49,7 +49,7 @@ func AppendEventID(dst []byte, sdkappid uint64, groupID, account string, joinTim
 // source, the times) is computed once, and the ids of all events are
 // formatted into one string when the batch is taken (Events), so a batch
 // costs a handful of allocations whatever its size. The events equal those
-// of MemberJoined, MemberLeft and GroupDismissed.
+// of MemberJoined, MemberLeft and GroupDismissed, which are built here.
 type Batch struct {
 	app      uint64
 	groupID  string
@@ -105,11 +105,18 @@ func (b *Batch) Left(m Member, reason string, lastSeen time.Time) {
 
 // Dismissed adds the rollcall.group.dismissed event (see GroupDismissed).
 func (b *Batch) Dismissed(membersLeft int) {
-	e := GroupDismissed(b.app, b.groupID, b.observed, b.prev, membersLeft)
-	e.ID, e.Source = "", b.source
-	b.events = append(b.events, e)
+	b.events = append(b.events, Event{
+		Source:       b.source,
+		Type:         TypeGroupDismissed,
+		Subject:      b.groupID,
+		Time:         b.observed,
+		PartitionKey: b.groupID,
+		Data: Data{
+			SDKAppID: b.app, GroupID: b.groupID, ObservedAt: b.observed,
+			PreviousObservedAt: b.prev, Reason: ReasonGroupDismissed, MembersLeft: &membersLeft,
+		},
+	})
 }
-
 // Len is the number of events added.
 func (b *Batch) Len() int { return len(b.events) }
 

@@ -163,50 +163,24 @@ func Source(sdkappid uint64, groupID string) string {
 // MemberJoined builds a rollcall.member.joined event. prev is the previous
 // snapshot's time, nil for a baseline.
 func MemberJoined(sdkappid uint64, groupID string, m Member, reason string, observed time.Time, prev *time.Time) Event {
-	return memberEvent(TypeMemberJoined, sdkappid, groupID, m, reason, observed, prev, nil)
+	b := NewBatch(sdkappid, groupID, observed, prev, 0, 1)
+	b.Joined(m, reason)
+	return b.Events()[0]
 }
 
 // MemberLeft builds a rollcall.member.left event. lastSeen is the time of
 // the last snapshot that still showed the member; online_seconds runs from
 // the member's JoinTime to it (never negative).
 func MemberLeft(sdkappid uint64, groupID string, m Member, reason string, observed time.Time, prev *time.Time, lastSeen time.Time) Event {
-	secs := lastSeen.Unix() - m.JoinTime
-	if secs < 0 {
-		secs = 0
-	}
-	return memberEvent(TypeMemberLeft, sdkappid, groupID, m, reason, observed, prev, &secs)
-}
-
-func memberEvent(typ string, sdkappid uint64, groupID string, m Member, reason string, observed time.Time, prev *time.Time, online *int64) Event {
-	return Event{
-		ID:           EventID(sdkappid, groupID, m.Account, m.JoinTime, typ),
-		Source:       Source(sdkappid, groupID),
-		Type:         typ,
-		Subject:      m.Account,
-		Time:         observed,
-		PartitionKey: groupID,
-		Data: Data{
-			SDKAppID: sdkappid, GroupID: groupID, MemberAccount: m.Account,
-			NickName: m.NickName, Avatar: m.Avatar, JoinTime: m.JoinTime,
-			ObservedAt: observed, PreviousObservedAt: prev, Reason: reason,
-			OnlineSeconds: online,
-		},
-	}
+	b := NewBatch(sdkappid, groupID, observed, prev, 1, 1)
+	b.Left(m, reason, lastSeen)
+	return b.Events()[0]
 }
 
 // GroupDismissed builds the rollcall.group.dismissed event that follows the
 // left events of a dismissed group's members.
 func GroupDismissed(sdkappid uint64, groupID string, observed time.Time, prev *time.Time, membersLeft int) Event {
-	return Event{
-		ID:           EventID(sdkappid, groupID, "", 0, TypeGroupDismissed),
-		Source:       Source(sdkappid, groupID),
-		Type:         TypeGroupDismissed,
-		Subject:      groupID,
-		Time:         observed,
-		PartitionKey: groupID,
-		Data: Data{
-			SDKAppID: sdkappid, GroupID: groupID, ObservedAt: observed,
-			PreviousObservedAt: prev, Reason: ReasonGroupDismissed, MembersLeft: &membersLeft,
-		},
-	}
+	b := NewBatch(sdkappid, groupID, observed, prev, 0, 1)
+	b.Dismissed(membersLeft)
+	return b.Events()[0]
 }
