@@ -265,10 +265,7 @@ func (s *Store) Save(ctx context.Context, st *diff.State, base diff.Revision) (d
 	if st == nil {
 		return 0, errors.New("save state: nil state")
 	}
-	if s.isClosed() {
-		return 0, diff.ErrClosed // whatever the revision
-	}
-	return s.fence.Write(st.GroupID, base, func() error { return s.save(ctx, st, true) })
+	return s.fenced(st.GroupID, base, func() error { return s.save(ctx, st, true) })
 }
 
 // SaveCheckpoint implements diff.CheckpointSaver: Save, except that the
@@ -281,16 +278,19 @@ func (s *Store) SaveCheckpoint(ctx context.Context, st *diff.State, base diff.Re
 	if st == nil {
 		return 0, errors.New("save state: nil state")
 	}
-	if s.isClosed() {
-		return 0, diff.ErrClosed
-	}
-	return s.fence.Write(st.GroupID, base, func() error { return s.save(ctx, st, false) })
+	return s.fenced(st.GroupID, base, func() error { return s.save(ctx, st, false) })
 }
 
-func (s *Store) isClosed() bool {
+// fenced runs write under the group's fence. A closed store says so
+// whatever the revision, rather than reporting a conflict.
+func (s *Store) fenced(groupID string, base diff.Revision, write func() error) (diff.Revision, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.closed
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return 0, diff.ErrClosed
+	}
+	return s.fence.Write(groupID, base, write)
 }
 
 func (s *Store) save(ctx context.Context, st *diff.State, durable bool) error {
@@ -335,10 +335,7 @@ func (s *Store) save(ctx context.Context, st *diff.State, durable bool) error {
 // the state's (".outbox" for ".json"), written like the state, so the
 // state file changes only when a batch is acknowledged.
 func (s *Store) SaveOutbox(ctx context.Context, groupID string, pend *diff.Pending, base diff.Revision) (diff.Revision, error) {
-	if s.isClosed() {
-		return 0, diff.ErrClosed
-	}
-	return s.fence.Write(groupID, base, func() error { return s.saveOutbox(ctx, groupID, pend) })
+	return s.fenced(groupID, base, func() error { return s.saveOutbox(ctx, groupID, pend) })
 }
 
 func (s *Store) saveOutbox(ctx context.Context, groupID string, pend *diff.Pending) error {
