@@ -117,6 +117,7 @@ func (b *Batch) Dismissed(membersLeft int) {
 		},
 	})
 }
+
 // Len is the number of events added.
 func (b *Batch) Len() int { return len(b.events) }
 

@@ -131,14 +131,14 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string exactly as encoding/json's
-// Marshal does: \", \\, \b, \f, \n, \r, \t; other control bytes and <, >,
-// & as \u00XX; invalid UTF-8 as \ufffd; U+2028 and U+2029 as \u2028 and
-// \u2029; everything else as it is.
 // AppendJSONString appends s as a JSON string, escaped exactly as
 // encoding/json escapes it (HTML characters included).
 func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
 
+// appendString appends s as a JSON string exactly as encoding/json's
+// Marshal does: \", \\, \b, \f, \n, \r, \t; other control bytes and <, >,
+// & as \u00XX; invalid UTF-8 as \ufffd; U+2028 and U+2029 as \u2028 and
+// \u2029; everything else as it is.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0

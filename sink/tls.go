@@ -46,15 +46,28 @@ func (o TLSOptions) Config() (*tls.Config, error) {
 // wants it: each error is a *config.FieldError naming one key of the
 // sink's block ("tls.ca").
 func (o TLSOptions) CheckFiles() error {
-	for _, f := range []struct{ key, path string }{{"ca", o.CA}, {"cert", o.Cert}, {"key", o.Key}} {
-		if f.path != "" {
-			if _, err := os.Stat(f.path); err != nil {
-				return config.Errorf("tls."+f.key, "%v", err)
-			}
-		}
+	if err := StatFiles(FileKey{Key: "tls.ca", Path: o.CA}, FileKey{Key: "tls.cert", Path: o.Cert}, FileKey{Key: "tls.key", Path: o.Key}); err != nil {
+		return err
 	}
 	if _, fe := o.load(); fe != nil {
 		return fe
+	}
+	return nil
+}
+
+// FileKey is a configuration key that names a file.
+type FileKey struct{ Key, Path string }
+
+// StatFiles checks that each set file exists, as configuration loading
+// wants it: the error is a *config.FieldError naming the first key whose
+// file cannot be stat'ed.
+func StatFiles(files ...FileKey) error {
+	for _, f := range files {
+		if f.Path != "" {
+			if _, err := os.Stat(f.Path); err != nil {
+				return config.Errorf(f.Key, "%v", err)
+			}
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/rollcall-dev/rollcall/schema"
 	"github.com/rollcall-dev/rollcall/sink"
@@ -51,6 +52,27 @@ func TestMessagesMatchPerEventEncoding(t *testing.T) {
 			for i, e := range evs {
 				if want := oracleMessage(mode, e); !reflect.DeepEqual(got[i], want) {
 					t.Errorf("message %d:\n got %+v\nwant %+v", i, got[i], want)
+				}
+			}
+		})
+	}
+}
+
+// Publish reuses its message slice but must not keep the batch's bytes
+// (keys, values, headers) alive until the next Publish: a quiet daemon
+// would otherwise pin its last batch.
+func TestPublishDoesNotKeepTheBatch(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "events"))
+	for _, mode := range []string{ModeStructured, ModeBinary} {
+		t.Run(mode, func(t *testing.T) {
+			s := newSink(t, c, Options{Topic: "events", Mode: mode})
+			publish(t, s, groupEvents("@TGS#a", 3))
+			if cap(s.msgs) < 3 {
+				t.Fatalf("message slice of capacity %d, want it kept for reuse", cap(s.msgs))
+			}
+			for i, m := range s.msgs[:cap(s.msgs)] {
+				if !reflect.DeepEqual(m, kafka.Message{}) {
+					t.Errorf("message %d still set after Publish: %+v", i, m)
 				}
 			}
 		})

@@ -1,10 +1,10 @@
 package nats
 
 import (
-	"os"
 	"time"
 
 	"github.com/rollcall-dev/rollcall/schema/config"
+	"github.com/rollcall-dev/rollcall/sink"
 )
 
 // Config is a nats sink's block of the configuration file. Unlike
@@ -55,12 +55,8 @@ func (c *Config) Validate() error {
 	if err := config.ResolveSecret(&c.Token, c.TokenFile, "token"); err != nil {
 		return err
 	}
-	for _, f := range []struct{ key, path string }{{"creds_file", c.CredsFile}, {"nkey_file", c.NKeyFile}} {
-		if f.path != "" {
-			if _, err := os.Stat(f.path); err != nil {
-				return config.Errorf(f.key, "%v", err)
-			}
-		}
+	if err := sink.StatFiles(sink.FileKey{Key: "creds_file", Path: c.CredsFile}, sink.FileKey{Key: "nkey_file", Path: c.NKeyFile}); err != nil {
+		return err
 	}
 	if err := config.First(Validate(c.Options())); err != nil {
 		return err

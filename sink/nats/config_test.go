@@ -29,6 +29,8 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{Name: "create without js", Mod: func(c *Config) { c.Stream = &StreamOptions{Create: true} }, Want: "stream.create: needs jetstream: true"},
 		{Name: "two ways", Mod: func(c *Config) { c.User, c.Password, c.Token = "u", "p", "t" }, Want: "token: set one way to authenticate, not token and user"},
 		{Name: "token twice", Mod: func(c *Config) { c.Token, c.TokenFile = "t", "/x" }, Want: "token: set token or token_file, not both"},
+		{Name: "creds file", Mod: func(c *Config) { c.CredsFile = "/nonexistent/creds" }, Want: "creds_file: stat /nonexistent/creds: no such file or directory"},
+		{Name: "nkey file", Mod: func(c *Config) { c.NKeyFile = "/nonexistent/nkey" }, Want: "nkey_file: stat /nonexistent/nkey: no such file or directory"},
 		// From Validate, the sink's own rules.
 		{Name: "url", Mod: func(c *Config) { c.URL = config.StringList{"nats://a:1", "http://b:1"} }, Want: `url[1]: scheme "http": want nats, tls, ws or wss`},
 		{Name: "user alone", Mod: func(c *Config) { c.User = "u" }, Want: "password: required with user"},
