@@ -679,15 +679,6 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	return nil
 }
 
-// asError returns err's *Error, or err as a KindTransient one.
-func asError(err error) *Error {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &Error{Kind: KindTransient, Err: err}
-}
-
 func (s *Scheduler) recordLag(lag time.Duration) {
 	if lag < 0 {
 		lag = 0
