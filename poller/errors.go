@@ -91,16 +91,16 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // KindOf returns the Kind of the first *Error in err's chain, KindTransient
 // when there is none.
-func KindOf(err error) Kind {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe.Kind
-	}
-	return KindTransient
-}
+func KindOf(err error) Kind { return asError(err).Kind }
 
 // IsGone reports whether err says the group no longer exists (KindGone).
-func IsGone(err error) bool {
+func IsGone(err error) bool { return KindOf(err) == KindGone }
+
+// asError returns err's *Error, or err as a KindTransient one.
+func asError(err error) *Error {
 	var pe *Error
-	return errors.As(err, &pe) && pe.Kind == KindGone
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &Error{Kind: KindTransient, Err: err}
 }

@@ -623,7 +623,6 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	cancel()
 	<-s.sem
 
-	snap.SDKAppID, snap.GroupID, snap.TakenAt = s.o.SDKAppID, id, taken
 	if err != nil {
 		if ctx.Err() != nil {
 			s.finish(id, c, "", -1)
@@ -637,7 +636,7 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 			s.finish(id, c, resultFailed, -1)
 			return err
 		case KindGone:
-			snap = schema.Snapshot{SDKAppID: s.o.SDKAppID, GroupID: id, TakenAt: taken, Dismissed: true}
+			snap = schema.Snapshot{Dismissed: true} // whatever the lister returned
 		default:
 			msg := pe.Msg
 			if msg == "" {
@@ -654,6 +653,7 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	} else {
 		s.setAuthErr(nil)
 	}
+	snap.SDKAppID, snap.GroupID, snap.TakenAt = s.o.SDKAppID, id, taken
 
 	if err := s.handler.HandleSnapshot(ctx, snap); err != nil {
 		if IsGone(err) {
@@ -677,15 +677,6 @@ func (s *Scheduler) poll(ctx context.Context, id string, slot time.Time, c *cycl
 	}
 	s.finish(id, c, resultOK, len(snap.Members))
 	return nil
-}
-
-// asError returns err's *Error, or err as a KindTransient one.
-func asError(err error) *Error {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &Error{Kind: KindTransient, Err: err}
 }
 
 func (s *Scheduler) recordLag(lag time.Duration) {

@@ -229,8 +229,10 @@ func (l *Lister) truncated(ctx context.Context, id string, n int) bool {
 	if n >= memberCap {
 		return true
 	}
-	capped := !l.marked && l.capped(ctx, id, n, memberCap)
-	if !capped && n == FeatureCap && memberCap > FeatureCap {
+	// Exactly 30 under a larger cap is the silent 30-member cap's signature.
+	thirty := n == FeatureCap && memberCap > FeatureCap
+	capped := !l.marked && l.capped(ctx, id, n, memberCap, thirty)
+	if !capped && thirty {
 		if l.firstFor(l.warned30, id) {
 			l.log.Warn("snapshot lists exactly 30 members: the app may lack the online-member-list feature (plan and console switch) and the list may be capped at 30; if so set poll.member_cap: 30",
 				zap.String("group_id", id))
@@ -239,9 +241,9 @@ func (l *Lister) truncated(ctx context.Context, id string, n int) bool {
 	return capped
 }
 
-// capped is truncated's online-count check of a listing of n < memberCap.
-func (l *Lister) capped(ctx context.Context, id string, n, memberCap int) bool {
-	thirty := n == FeatureCap && memberCap > FeatureCap
+// capped is truncated's online-count check of a listing of n < memberCap;
+// thirty is truncated's verdict that n is the silent cap's 30.
+func (l *Lister) capped(ctx context.Context, id string, n, memberCap int, thirty bool) bool {
 	nearCap := memberCap > FeatureCap && n >= memberCap-capSlack(memberCap) // a paged list
 	if !thirty && !nearCap {
 		return false

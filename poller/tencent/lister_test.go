@@ -146,6 +146,9 @@ func TestListerTruncated(t *testing.T) {
 		{"995 listed, 995 online: complete", &fakeAPI{n: 995, online: 995}, 1000, false, 2, 0, 0},
 		{"995 listed, count unavailable", &fakeAPI{n: 995, onlineErr: errors.New("10002")}, 1000, true, 2, 0, 0},
 		{"800 listed: far from the cap", &fakeAPI{n: 800, online: 1100}, 1000, false, 0, 0, 0},
+		// capSlack: a list may shift a tenth of the cap (100 of 1,000) below it.
+		{"900 listed, 1100 online: at the slack's edge", &fakeAPI{n: 900, online: 1100}, 1000, true, 2, 0, 0},
+		{"899 listed: past the slack, no count needed", &fakeAPI{n: 899, online: 1100}, 1000, false, 0, 0, 0},
 		{"1000 listed: truncated by length", &fakeAPI{n: 1000, online: 1100}, 1000, true, 0, 0, 0},
 		{"member_cap 0 is the default 1000", &fakeAPI{n: 1000, online: 1100}, 0, true, 0, 0, 0},
 		// A server that does not serve the count: exactly 30 stays the silent
