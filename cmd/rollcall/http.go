@@ -66,19 +66,29 @@ func (h *healthServer) Ready(ctx context.Context) error {
 	return err
 }
 
+// runChecks runs every check once under one 3s budget; the result's
+// errors are in h.checks' order, nil for a check that passed.
+func (h *healthServer) runChecks(ctx context.Context) []error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	errs := make([]error, len(h.checks))
+	for i, c := range h.checks {
+		errs[i] = c.check(ctx)
+	}
+	return errs
+}
+
 // failing runs every check and returns the names of those that fail, and
 // their errors joined.
 func (h *healthServer) failing(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	var (
 		names []string
 		errs  []error
 	)
-	for _, c := range h.checks {
-		if err := c.check(ctx); err != nil {
-			names = append(names, c.name)
-			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+	for i, err := range h.runChecks(ctx) {
+		if err != nil {
+			names = append(names, h.checks[i].name)
+			errs = append(errs, fmt.Errorf("%s: %w", h.checks[i].name, err))
 		}
 	}
 	return names, errors.Join(errs...)
@@ -88,14 +98,12 @@ func (h *healthServer) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var b strings.Builder
 	failed := false
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
-	for _, c := range h.checks {
-		if err := c.check(ctx); err != nil {
+	for i, err := range h.runChecks(r.Context()) {
+		if err != nil {
 			failed = true
-			fmt.Fprintf(&b, "[-] %s: %v\n", c.name, err)
+			fmt.Fprintf(&b, "[-] %s: %v\n", h.checks[i].name, err)
 		} else {
-			fmt.Fprintf(&b, "[+] %s ok\n", c.name)
+			fmt.Fprintf(&b, "[+] %s ok\n", h.checks[i].name)
 		}
 	}
 	if failed {

@@ -98,3 +98,28 @@ func TestFirst(t *testing.T) {
 		t.Error("First(nil) != nil")
 	}
 }
+
+// ReadSecretFile trims only the line ending an editor or `echo` appends,
+// CRLF included; spaces and inner newlines are part of the secret.
+func TestReadSecretFileTrimsOnlyTheLineEnding(t *testing.T) {
+	dir := t.TempDir()
+	for in, want := range map[string]string{
+		"pw\r\n":     "pw",
+		"pw\n\n":     "pw",
+		" pw \n":     " pw ",
+		"p\nw\n":     "p\nw",
+		"no-newline": "no-newline",
+	} {
+		f := filepath.Join(dir, "s")
+		if err := os.WriteFile(f, []byte(in), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadSecretFile(f)
+		if err != nil || string(got) != want {
+			t.Errorf("ReadSecretFile(%q) = %q, %v; want %q", in, string(got), err, want)
+		}
+	}
+	if _, err := ReadSecretFile(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("a missing file should be named in the error: %v", err)
+	}
+}

@@ -96,7 +96,8 @@ func (w *walker) decodeError(err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		if m := lineRE.FindStringSubmatch(te.Errors[0]); m != nil {
-			if key, ok := w.lines[errLine(te.Errors[0])]; ok {
+			line, _ := strconv.Atoi(m[1])
+			if key, ok := w.lines[line]; ok {
 				return Errorf(key, "%s", m[2])
 			}
 		}
