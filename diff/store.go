@@ -53,6 +53,15 @@ type Lister interface {
 	List(ctx context.Context) ([]string, error)
 }
 
+// Forgetter is implemented by stores that can remove a group's record,
+// state and outbox together (`rollcall state forget`, the supported way to
+// watch a dismissed group again). Forgetting a group with no record is not
+// an error. A daemon that still holds the group finds its next write
+// refused with a *ConflictError and reads the store again.
+type Forgetter interface {
+	Forget(ctx context.Context, groupID string) error
+}
+
 // CheckpointSaver is implemented by stores with a cheaper write for
 // checkpoints: a state that differs from the stored one only in what
 // events do not carry (last-seen times, profiles). After a crash such a
