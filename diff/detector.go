@@ -305,6 +305,15 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		}
 		prev = g.cached
 	}
+	if prev != nil && snap.TakenAt.Before(prev.ObservedAt) {
+		// Another writer (a replica) committed a newer listing since this
+		// one was taken: applying it would step back in time and report
+		// members who joined in between as leaving.
+		d.metrics.staleListing()
+		d.log.Info("ignoring a listing taken before the stored state was observed", zap.String("group_id", snap.GroupID),
+			zap.Time("taken_at", snap.TakenAt), zap.Time("observed_at", prev.ObservedAt))
+		return nil
+	}
 	if prev != nil && prev.Dismissed && !snap.Dismissed {
 		return storedDismissed(snap.GroupID)
 	}
@@ -331,7 +340,7 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 		// Nothing was published: the kept state is read again next time,
 		// from a store that may have been written by someone else.
 		d.drop(g)
-		d.metrics.commitFailed()
+		d.metrics.commitFailed(err)
 		return fmt.Errorf("save outbox of %s: %w", snap.GroupID, err)
 	}
 	// Kept as the store has it: next, with the batch still to publish (a
@@ -356,7 +365,7 @@ func (d *Detector) load(ctx context.Context, g *group, groupID string) error {
 	}
 	s, rev, err := d.store.Load(ctx, groupID)
 	if err != nil {
-		d.metrics.commitFailed()
+		d.metrics.commitFailed(err)
 		return fmt.Errorf("load state of %s: %w", groupID, err)
 	}
 	if s != nil {
@@ -386,7 +395,7 @@ func (d *Detector) flush(ctx context.Context, g *group, groupID string, p *Pendi
 			zap.Int("events", len(p.Events)), zap.Time("observed_at", p.Next.ObservedAt))
 	}
 	if err := d.pub.Publish(ctx, p.Events); err != nil {
-		d.metrics.commitFailed()
+		d.metrics.commitFailed(err)
 		return fmt.Errorf("publish %d events of %s: %w", len(p.Events), groupID, err)
 	}
 	d.metrics.published(p.Events)
@@ -414,7 +423,7 @@ func (d *Detector) save(ctx context.Context, g *group, next *State, checkpoint b
 	}
 	if err != nil {
 		d.drop(g)
-		d.metrics.commitFailed()
+		d.metrics.commitFailed(err)
 		return fmt.Errorf("save state of %s: %w", next.GroupID, err)
 	}
 	d.metrics.committed()

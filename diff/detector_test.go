@@ -549,3 +549,75 @@ func TestDismissedDuringAPublishRestoresAForgottenGroup(t *testing.T) {
 		t.Fatalf("after the commit: tracked %v, want 3", v)
 	}
 }
+
+// Two detectors over one store, as two replicas that poll one group by
+// mistake: what they publish is one linear chain of states. A listing
+// taken before the stored state was observed is not applied, and a write
+// from a stale cache is refused and publishes nothing.
+func TestDetectorsSharingAStoreStayLinear(t *testing.T) {
+	ctx := context.Background()
+	st := diff.NewMemoryStore()
+	reg := prometheus.NewPedanticRegistry()
+	m := diff.NewMetrics(reg)
+	pubA, pubB := &difftest.Publisher{}, &difftest.Publisher{}
+	a, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pubA, Metrics: m, Diff: diff.Options{SDKAppID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pubB, Diff: diff.Options{SDKAppID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	listing := func(s int, accounts ...string) schema.Snapshot {
+		ms := make([]schema.Member, len(accounts))
+		for i, acc := range accounts {
+			ms[i] = schema.Member{Account: acc, JoinTime: t0.Unix()}
+		}
+		return schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: at(s), Members: ms}
+	}
+	// A baselines {u1}; B reads that and reports u2 joining at 20s.
+	if err := a.HandleSnapshot(ctx, listing(10, "u1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.HandleSnapshot(ctx, listing(20, "u1", "u2")); err != nil {
+		t.Fatal(err)
+	}
+	// A still holds {u1} at revision 1. A listing with a member neither
+	// saw (u3) makes A write from that stale cache: refused, nothing
+	// published.
+	var conflict *diff.ConflictError
+	if err := a.HandleSnapshot(ctx, listing(30, "u1", "u3")); !errors.As(err, &conflict) {
+		t.Fatalf("A's write from a stale cache = %v, want a *diff.ConflictError", err)
+	}
+	// A reads the store again; a listing taken at 18s, before B's commit
+	// at 20s, is not applied: it would report u2 as leaving.
+	if err := a.HandleSnapshot(ctx, listing(18, "u1")); err != nil {
+		t.Fatal(err)
+	}
+	// And a fresh one continues B's chain: u2 left, u3 joined.
+	if err := a.HandleSnapshot(ctx, listing(40, "u1", "u3")); err != nil {
+		t.Fatal(err)
+	}
+	var chain []string
+	for _, batch := range append(pubA.Batches()[:1:1], append(pubB.Batches(), pubA.Batches()[1:]...)...) {
+		for _, e := range batch {
+			chain = append(chain, e.Data.Reason+":"+e.Data.MemberAccount)
+		}
+	}
+	want := []string{"baseline:u1", "joined:u2", "left:u2", "joined:u3"}
+	if !slices.Equal(chain, want) {
+		t.Fatalf("published %v, want %v", chain, want)
+	}
+	metricsWant := `
+# HELP rollcall_stale_listings_total Listings not applied because they were taken before the stored state was observed (a newer listing, by another replica, is already committed).
+# TYPE rollcall_stale_listings_total counter
+rollcall_stale_listings_total 1
+# HELP rollcall_state_conflicts_total State writes the store refused because another writer (a replica) changed the group since it was read; nothing was published from the refused state, which is read again at the group's next poll.
+# TYPE rollcall_state_conflicts_total counter
+rollcall_state_conflicts_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(metricsWant), "rollcall_state_conflicts_total", "rollcall_stale_listings_total"); err != nil {
+		t.Error(err)
+	}
+}

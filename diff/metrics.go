@@ -1,6 +1,8 @@
 package diff
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rollcall-dev/rollcall/schema"
@@ -17,6 +19,8 @@ type Metrics struct {
 	outOfView       prometheus.Gauge
 	commits         prometheus.Counter
 	commitFailures  prometheus.Counter
+	conflicts       prometheus.Counter
+	staleListings   prometheus.Counter
 }
 
 // eventTypeLabel maps event types to the short "type" label value.
@@ -47,6 +51,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Snapshots committed: events published and state saved."),
 		commitFailures: promdef.Counter("rollcall_state_commit_failures_total",
 			"Snapshots not committed because loading state, publishing or saving failed; the group's state is unchanged."),
+		conflicts: promdef.Counter("rollcall_state_conflicts_total",
+			"State writes the store refused because another writer (a replica) changed the group since it was read; nothing was published from the refused state, which is read again at the group's next poll."),
+		staleListings: promdef.Counter("rollcall_stale_listings_total",
+			"Listings not applied because they were taken before the stored state was observed (a newer listing, by another replica, is already committed)."),
 	}
 	for _, p := range [][2]string{
 		{"joined", schema.ReasonJoined}, {"joined", schema.ReasonBaseline}, {"joined", schema.ReasonRejoined},
@@ -55,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	} {
 		m.events.WithLabelValues(p[0], p[1])
 	}
-	promdef.Register(reg, m.events, m.truncated, m.snapshotMembers, m.tracked, m.outOfView, m.commits, m.commitFailures)
+	promdef.Register(reg, m.events, m.truncated, m.snapshotMembers, m.tracked, m.outOfView, m.commits, m.commitFailures, m.conflicts, m.staleListings)
 	return m
 }
 
@@ -112,9 +120,21 @@ func (c counts) minus(o counts) counts {
 	return counts{c.tracked - o.tracked, c.outOfView - o.outOfView}
 }
 
-func (m *Metrics) commitFailed() {
+// commitFailed counts a snapshot not committed; a store's conflict is
+// counted as such too, and also on its own.
+func (m *Metrics) commitFailed(err error) {
 	if m == nil {
 		return
 	}
 	m.commitFailures.Inc()
+	var conflict *ConflictError
+	if errors.As(err, &conflict) {
+		m.conflicts.Inc()
+	}
+}
+
+func (m *Metrics) staleListing() {
+	if m != nil {
+		m.staleListings.Inc()
+	}
 }
