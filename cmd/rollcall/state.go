@@ -126,6 +126,9 @@ func openStateStore(path string, stderr io.Writer) (*Config, stateStore, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if cfg.State.Driver == filestore.DriverMemory {
+		fmt.Fprintln(stderr, "rollcall: note: state.driver is memory: this process starts with an empty store and nothing it writes outlives it")
+	}
 	st, err := openStore(cfg, logger)
 	if errors.Is(err, filestore.ErrLocked) {
 		// The file driver's lock: the daemon owns the directory.

@@ -496,6 +496,15 @@ func TestCommandStateErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("memory driver", func(t *testing.T) {
+		m := newEnv(t, api, []string{"g"}, "")
+		semEdit(m, "  driver: file\n", "  driver: memory\n")
+		r := runCLI(t, api.Key(), nil, "state", "list", "--config", m.config)
+		if r.code != 0 || !strings.Contains(r.stderr, "state.driver is memory") || r.stdout != "GROUP_ID  SDKAPPID  OBSERVED_AT  MEMBERS  OUT_OF_VIEW  DISMISSED  OUTBOX\n" {
+			t.Errorf("list on the memory driver: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
 	t.Run("bad import line", func(t *testing.T) {
 		c := newEnv(t, api, []string{"g"}, "")
 		in := filepath.Join(c.dir, "in.jsonl")
