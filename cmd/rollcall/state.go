@@ -122,9 +122,16 @@ func openStateStore(path string, stderr io.Writer) (*Config, stateStore, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	st, err := openConfiguredStore(cfg, stderr)
+	return cfg, st, err
+}
+
+// openConfiguredStore opens cfg's store; a file store that a daemon holds
+// says so.
+func openConfiguredStore(cfg *Config, stderr io.Writer) (stateStore, error) {
 	logger, err := newLogger(cfg.Log.Format, cfg.Log.Level, stderr)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if cfg.State.Driver == filestore.DriverMemory {
 		fmt.Fprintln(stderr, "rollcall: note: state.driver is memory: this process starts with an empty store and nothing it writes outlives it")
@@ -132,12 +139,24 @@ func openStateStore(path string, stderr io.Writer) (*Config, stateStore, error) 
 	st, err := openStore(cfg, logger)
 	if errors.Is(err, filestore.ErrLocked) {
 		// The file driver's lock: the daemon owns the directory.
-		return nil, nil, fmt.Errorf("%w: is rollcall running over it? Stop it first: the state commands need the directory to themselves", err)
+		return nil, fmt.Errorf("%w: is rollcall running over it? Stop it first: the state commands need the directory to themselves", err)
 	}
+	return st, err
+}
+
+// openAppStore is openStateStore for the commands that take --app, which
+// is checked before the store is opened.
+func openAppStore(path, appName string, stderr io.Writer) (*Config, stateApp, stateStore, error) {
+	cfg, err := LoadConfig(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, stateApp{}, nil, err
 	}
-	return cfg, st, nil
+	app, err := selectApp(cfg, appName)
+	if err != nil {
+		return nil, stateApp{}, nil, err
+	}
+	st, err := openConfiguredStore(cfg, stderr)
+	return cfg, app, st, err
 }
 
 // stateFormat is the version of the record format of `state show`,
@@ -317,15 +336,11 @@ func cmdStateShow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	cfg, st, err := openStateStore(path, stderr)
+	_, app, st, err := openAppStore(path, appName, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	app, err := selectApp(cfg, appName)
-	if err != nil {
-		return err
-	}
 	s, rev, err := appStore(st, app).Load(ctx, group)
 	if err != nil {
 		return fmt.Errorf("state show: %w", err)
@@ -343,15 +358,11 @@ func cmdStateForget(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	cfg, st, err := openStateStore(path, stderr)
+	cfg, app, st, err := openAppStore(path, appName, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	app, err := selectApp(cfg, appName)
-	if err != nil {
-		return err
-	}
 	ast := appStore(st, app)
 	f, ok := ast.(diff.Forgetter)
 	if !ok {

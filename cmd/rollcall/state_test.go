@@ -454,6 +454,10 @@ func TestCommandStateErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer held.Close()
+		r := runCLI(t, api.Key(), nil, "state", "forget", "--config", e.config, "--group", "g", "--app", "other")
+		if r.code != exitUsage {
+			t.Errorf("a bad --app on a locked directory: exit %d, want %d (flags are checked first)\n%s", r.code, exitUsage, r.stderr)
+		}
 		for _, sub := range [][]string{{"list"}, {"forget", "--group", "g"}, {"import", "--in", os.DevNull}} {
 			r := runCLI(t, api.Key(), nil, append(append([]string{"state"}, sub...), "--config", e.config)...)
 			if r.code != exitFailure || !strings.Contains(r.stderr, "locked by another process") || !strings.Contains(r.stderr, "Stop it first") {
