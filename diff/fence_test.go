@@ -40,3 +40,32 @@ func TestFenceFollowsWhatWasRead(t *testing.T) {
 		t.Fatalf("Write after the record was removed = %d, %v; want 1", rev, err)
 	}
 }
+
+// TestFenceRemove: a removal resets the revision to 0, so a write based on
+// the revision before it conflicts and a write on 0 starts the record
+// anew; a failed removal moves nothing.
+func TestFenceRemove(t *testing.T) {
+	var f Fence
+	noop := func() error { return nil }
+	rev, err := f.Write("g", 0, noop)
+	if err != nil || rev != 1 {
+		t.Fatalf("Write = %d, %v", rev, err)
+	}
+	boom := errors.New("disk")
+	if err := f.Remove("g", func() error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("failed Remove = %v", err)
+	}
+	if rev2, err := f.Write("g", rev, noop); err != nil || rev2 != 2 {
+		t.Fatalf("Write after a failed Remove = %d, %v; want 2", rev2, err)
+	}
+	if err := f.Remove("g", noop); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConflictError
+	if _, err := f.Write("g", 2, noop); !errors.As(err, &ce) || ce.Current != 0 {
+		t.Fatalf("Write on the revision before Remove = %v, want a conflict at 0", err)
+	}
+	if rev, err := f.Write("g", 0, noop); err != nil || rev != 1 {
+		t.Fatalf("Write on 0 after Remove = %d, %v; want 1", rev, err)
+	}
+}

@@ -38,8 +38,8 @@ import (
 //
 // Store holds only what the Detector needs. Other capabilities are
 // optional interfaces, found with a type assertion by whoever needs them:
-// Lister, HealthChecker, and io.Closer to release the store (after which
-// its methods return ErrClosed).
+// Lister, Forgetter, HealthChecker, and io.Closer to release the store
+// (after which its methods return ErrClosed).
 type Store interface {
 	Load(ctx context.Context, groupID string) (*State, Revision, error)
 	Save(ctx context.Context, s *State, base Revision) (Revision, error)
@@ -162,6 +162,22 @@ func (f *Fence) Write(groupID string, base Revision, write func() error) (Revisi
 	return g.rev, nil
 }
 
+// Remove runs remove, which deletes the group's record, and resets the
+// group's revision to 0 (no record), serialised with its reads and writes.
+// A holder of an earlier revision then finds its next write refused, as a
+// shared store would refuse it (Forgetter). A failed remove leaves the
+// revision as it was.
+func (f *Fence) Remove(groupID string, remove func() error) error {
+	g := f.group(groupID)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := remove(); err != nil {
+		return err
+	}
+	g.rev = 0
+	return nil
+}
+
 // ErrClosed is returned by a Store used after Close.
 var ErrClosed = errors.New("store closed")
 
@@ -178,6 +194,7 @@ type MemoryStore struct {
 var (
 	_ Store         = (*MemoryStore)(nil)
 	_ Lister        = (*MemoryStore)(nil)
+	_ Forgetter     = (*MemoryStore)(nil)
 	_ HealthChecker = (*MemoryStore)(nil)
 	_ io.Closer     = (*MemoryStore)(nil)
 )
@@ -274,6 +291,23 @@ func (m *MemoryStore) List(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(ids)
 	return ids, nil
+}
+
+// Forget implements Forgetter.
+func (m *MemoryStore) Forget(ctx context.Context, groupID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return m.fence.Remove(groupID, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.closed {
+			return ErrClosed
+		}
+		delete(m.states, groupID)
+		delete(m.outboxs, groupID)
+		return nil
+	})
 }
 
 // Healthy implements HealthChecker: only a closed store is unhealthy.

@@ -29,6 +29,7 @@ Usage:
   rollcall snapshot --config FILE --group ID [--format json|table]
   rollcall usersig --sdkappid N --identifier ID (--key-env VAR | --key-file F) [--expire S] [--time UNIX]
   rollcall check --config FILE
+  rollcall state list|show|forget|export|import --config FILE ...
   rollcall version
 
 Run 'rollcall COMMAND -h' for a command's flags.
@@ -75,6 +76,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdUserSig(rest, stdout, stderr)
 	case "check":
 		err = cmdCheck(ctx, rest, stdout, stderr)
+	case "state":
+		err = cmdState(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		err = cmdVersion(rest, stdout)
 	case "help", "-h", "--help":

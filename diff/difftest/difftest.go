@@ -676,4 +676,65 @@ func RunDetectorSuite(t *testing.T, open OpenStore) {
 		}
 	})
 
+	t.Run("forget removes state and outbox; an older revision's writes are refused", func(t *testing.T) {
+		st, reopen := open(t)
+		f, ok := st.(diff.Forgetter)
+		if !ok {
+			t.Skip("the store has no Forget") // optional
+		}
+		_, first := diff.Diff(nil, snap(0, "alice"), diff.Options{SDKAppID: suiteApp})
+		rev1, err := st.Save(ctx, first, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, next := diff.Diff(first, snap(1), diff.Options{SDKAppID: suiteApp})
+		rev2, err := st.SaveOutbox(ctx, suiteGroup, &diff.Pending{Events: evs, Next: next}, rev1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Forget(ctx, suiteGroup); err != nil {
+			t.Fatalf("Forget = %v", err)
+		}
+		if got, rev, err := st.Load(ctx, suiteGroup); err != nil || got != nil || rev != 0 {
+			t.Fatalf("Load after Forget = %+v at %d, %v; want nothing at revision 0", got, rev, err)
+		}
+		if l, ok := st.(diff.Lister); ok {
+			if list, err := l.List(ctx); err != nil || len(list) != 0 {
+				t.Fatalf("List after Forget = %v, %v", list, err)
+			}
+		}
+		if err := f.Forget(ctx, suiteGroup); err != nil {
+			t.Fatalf("Forget of a forgotten group = %v, want nil", err)
+		}
+		if err := f.Forget(ctx, "@TGS#never-stored"); err != nil {
+			t.Fatalf("Forget of a group never stored = %v, want nil", err)
+		}
+		var ce *diff.ConflictError
+		if _, err := st.Save(ctx, next, rev2); !errors.As(err, &ce) {
+			t.Fatalf("Save on the revision before Forget = %v, want a *diff.ConflictError", err)
+		}
+		st = reopen()
+		if got := load(t, st); got != nil {
+			t.Fatalf("state back after a restart: %+v", got)
+		}
+
+		// A detector that kept the group: its next write is refused, it
+		// reads the store again and starts the group anew (a baseline).
+		f = st.(diff.Forgetter)
+		pub := &Publisher{}
+		d := newDetector(t, st, pub)
+		handle(t, d, snap(2, "alice"))
+		if err := f.Forget(ctx, suiteGroup); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.HandleSnapshot(ctx, snap(3, "alice", "bob")); !errors.As(err, &ce) {
+			t.Fatalf("HandleSnapshot after Forget = %v, want a *diff.ConflictError", err)
+		}
+		handle(t, d, snap(4, "alice", "bob"))
+		b := pub.Batches()
+		if len(b) != 2 || len(b[1]) != 2 || b[1][0].Data.Reason != schema.ReasonBaseline || b[1][1].Data.Reason != schema.ReasonBaseline {
+			t.Fatalf("batches %v: want a baseline of alice and bob after Forget", b)
+		}
+	})
+
 }

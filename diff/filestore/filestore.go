@@ -78,6 +78,7 @@ type Store struct {
 var (
 	_ diff.Store         = (*Store)(nil)
 	_ diff.Lister        = (*Store)(nil)
+	_ diff.Forgetter     = (*Store)(nil)
 	_ diff.HealthChecker = (*Store)(nil)
 	_ io.Closer          = (*Store)(nil)
 )
@@ -427,6 +428,40 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(ids)
 	return ids, nil
+}
+
+// Forget implements diff.Forgetter: it removes the group's outbox file,
+// then its state file, then fsyncs the directory. The outbox goes first so
+// that an interrupted Forget leaves at worst the committed state without
+// its outbox — never an outbox whose batch would bring the state back —
+// and running it again finishes the job.
+func (s *Store) Forget(ctx context.Context, groupID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := s.path(groupID)
+	if err != nil {
+		return fmt.Errorf("forget %q: %w", groupID, err)
+	}
+	// The fence's lock first, then mu, as Load and Save take them.
+	return s.fence.Remove(groupID, func() error {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.closed {
+			return diff.ErrClosed
+		}
+		for _, f := range []string{outboxPath(p), p} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("forget %s: %w", groupID, err)
+			}
+		}
+		// Without this a removal may not survive a power loss.
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("sync state dir: %w", err)
+		}
+		s.noOutbox.Store(groupID, struct{}{})
+		return nil
+	})
 }
 
 // Healthy implements diff.HealthChecker without touching the disk (it

@@ -549,3 +549,56 @@ func TestSaveCheckpoint(t *testing.T) {
 		t.Fatalf("SaveCheckpoint after Close = %v", err)
 	}
 }
+
+// TestForgetRemovesBothFiles: Forget takes the state file and the outbox
+// beside it, and nothing else in the directory; an outbox alone (an
+// interrupted baseline) goes too; an id the store cannot name is an error.
+func TestForgetRemovesBothFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	m := schema.Member{Account: "alice", JoinTime: t0.Unix()}
+	for _, id := range []string{"g", "other"} {
+		if err := save(ctx, s, &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: id, ObservedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "g", ObservedAt: t0.Add(time.Minute)}
+	pend := &diff.Pending{Events: []schema.Event{schema.MemberJoined(1, "g", m, schema.ReasonJoined, t0.Add(time.Minute), &t0)}, Next: next}
+	if err := saveOutbox(ctx, s, "g", pend); err != nil {
+		t.Fatal(err)
+	}
+	nextOnly := &diff.State{Version: diff.StateVersion, SDKAppID: 1, GroupID: "only-outbox", ObservedAt: t0}
+	if err := saveOutbox(ctx, s, "only-outbox", &diff.Pending{Events: pend.Events, Next: nextOnly}); err != nil {
+		t.Fatal(err)
+	}
+	stranger := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(stranger, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g", "only-outbox"} {
+		if err := s.Forget(ctx, id); err != nil {
+			t.Fatalf("Forget(%s) = %v", id, err)
+		}
+		if got, rev, err := s.Load(ctx, id); err != nil || got != nil || rev != 0 {
+			t.Fatalf("Load(%s) after Forget = %+v at %d, %v", id, got, rev, err)
+		}
+	}
+	var names []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{FileName("other"), lockName, "notes.txt"}
+	slices.Sort(want)
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("directory after Forget: %v, want %v", names, want)
+	}
+	if err := s.Forget(ctx, strings.Repeat("x", 200)); err == nil {
+		t.Fatal("Forget of an id the store cannot name succeeded")
+	}
+	s.Close()
+	if err := s.Forget(ctx, "other"); !errors.Is(err, diff.ErrClosed) {
+		t.Fatalf("Forget on a closed store = %v, want ErrClosed", err)
+	}
+}
