@@ -98,6 +98,7 @@ func init() {
 		"groups", "groups.ids", "groups.mark",
 		"poll", "poll.interval", "poll.member_cap", "poll.baseline", "poll.concurrency", "poll.confirm_departures",
 		"state", "state.driver", "state.path", "state.checkpoint_interval",
+		"shard", "shard.count", "shard.index", "shard.index_from_hostname",
 		"sinks",
 		"http", "http.listen", "http.pprof",
 		"log", "log.level", "log.format",
@@ -106,6 +107,12 @@ func init() {
 		configKeys[k] = true
 	}
 }
+
+// natsStateKeys are the state keys of the nats driver (issue 11, item 1),
+// which the scaled deployments use. They are allowed in config files but
+// not yet required in rollcall.example.yaml: move them into configKeys
+// (and drop this set) once the example documents the driver.
+var natsStateKeys = []string{"state.url", "state.bucket", "state.create", "state.replicas"}
 
 var (
 	commonSinkKeys = []string{"type", "name", "retry", "retry.initial_interval", "retry.max_interval", "retry.max_elapsed_time"}
@@ -226,15 +233,22 @@ func keyPaths(m map[string]any, prefix string) []string {
 
 func configMapConfig(t *testing.T) (map[string]any, string) {
 	t.Helper()
-	cm := yamlDoc(t, "kubernetes/base/configmap.yaml")
+	return configMapConfigAt(t, "kubernetes/base/configmap.yaml")
+}
+
+// configMapConfigAt decodes the one config file a ConfigMap holds, and
+// returns it with its key.
+func configMapConfigAt(t *testing.T, file string) (map[string]any, string) {
+	t.Helper()
+	cm := yamlDoc(t, file)
 	data := mapOf(cm["data"])
 	if len(data) != 1 {
-		t.Fatalf("configmap.yaml: data has %d keys, want exactly the config file", len(data))
+		t.Fatalf("%s: data has %d keys, want exactly the config file", file, len(data))
 	}
 	for k, v := range data {
 		var c map[string]any
 		if err := yaml.Unmarshal([]byte(str(v)), &c); err != nil {
-			t.Fatalf("configmap.yaml data.%s: %v", k, err)
+			t.Fatalf("%s data.%s: %v", file, k, err)
 		}
 		return c, k
 	}
@@ -295,14 +309,17 @@ func TestYAMLFilesParse(t *testing.T) {
 
 func TestConfigFilesUseKnownKeys(t *testing.T) {
 	cmCfg, _ := configMapConfig(t)
+	scaledCfg, _ := configMapConfigAt(t, "kubernetes/scaled/configmap.yaml")
 	configs := map[string]map[string]any{
-		"rollcall.example.yaml":     yamlDoc(t, "rollcall.example.yaml"),
-		"compose/rollcall.yaml":     yamlDoc(t, "compose/rollcall.yaml"),
-		"kubernetes/base/configmap.yaml": cmCfg,
+		"rollcall.example.yaml":            yamlDoc(t, "rollcall.example.yaml"),
+		"compose/rollcall.yaml":            yamlDoc(t, "compose/rollcall.yaml"),
+		"compose/rollcall.scaled.yaml":     yamlDoc(t, "compose/rollcall.scaled.yaml"),
+		"kubernetes/base/configmap.yaml":   cmCfg,
+		"kubernetes/scaled/configmap.yaml": scaledCfg,
 	}
 	for name, c := range configs {
 		for _, k := range keyPaths(c, "") {
-			if !configKeys[k] && !strings.HasPrefix(k, "sinks.") {
+			if !configKeys[k] && !contains(natsStateKeys, k) && !strings.HasPrefix(k, "sinks.") {
 				t.Errorf("%s: unknown config key %q", name, k)
 			}
 		}
@@ -358,7 +375,7 @@ func TestConfigFilesUseKnownKeys(t *testing.T) {
 		}
 	}
 	// Container configs must listen beyond loopback.
-	for _, name := range []string{"compose/rollcall.yaml", "kubernetes/base/configmap.yaml"} {
+	for _, name := range []string{"compose/rollcall.yaml", "compose/rollcall.scaled.yaml", "kubernetes/base/configmap.yaml", "kubernetes/scaled/configmap.yaml"} {
 		if l := str(get(configs[name], "http.listen")); !strings.HasPrefix(l, "0.0.0.0:") {
 			t.Errorf("%s: http.listen = %q, want 0.0.0.0:PORT in a container", name, l)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
 
 	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/poller/shard"
@@ -215,5 +216,56 @@ func TestCheckShowsTheShard(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "PASS  shard 1 of 2 (owns ") {
 		t.Errorf("check does not show the shard:\n%s", out.String())
+	}
+}
+
+// TestDeployConfigsParse loads the configurations the deployments ship
+// with rollcall's own loader: the Kubernetes base and scaled overlay (as
+// pod rollcall-1, with the mounted secret file at a temporary path) and
+// the compose files. The scaled ones need the nats state driver and skip
+// on a branch without it.
+func TestDeployConfigsParse(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "secret_key")
+	if err := os.WriteFile(keyFile, []byte("k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withHostname(t, "rollcall-1")
+	for _, tc := range []struct {
+		file      string
+		configMap bool
+		count     int
+	}{
+		{"kubernetes/base/configmap.yaml", true, 1},
+		{"kubernetes/scaled/configmap.yaml", true, 3},
+		{"compose/rollcall.yaml", false, 1},
+		{"compose/rollcall.scaled.yaml", false, 2},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("../../deploy", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.configMap {
+				var cm struct{ Data map[string]string }
+				if err := yaml.Unmarshal(b, &cm); err != nil || len(cm.Data) != 1 {
+					t.Fatalf("not a ConfigMap with one file: %v", err)
+				}
+				for _, v := range cm.Data {
+					b = []byte(v)
+				}
+			}
+			b = []byte(strings.ReplaceAll(string(b), "/var/run/secrets/rollcall/secret_key", keyFile))
+			c, err := ParseConfig(b, env("TENCENT_SECRET_KEY", "k"))
+			var ce *ConfigError
+			if tc.count > 1 && errors.As(err, &ce) && strings.HasPrefix(ce.Key, "state") {
+				t.Skipf("the nats state driver is not known here: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := c.shard(); s.Count != tc.count || (tc.count > 1 && s.Index != 1) {
+				t.Errorf("shard %v, want 1 of %d (or 0 of 1)", s, tc.count)
+			}
+		})
 	}
 }
