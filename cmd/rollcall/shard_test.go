@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"gopkg.in/yaml.v3"
 
 	"github.com/rollcall-dev/rollcall/diff"
@@ -267,5 +269,43 @@ func TestDeployConfigsParse(t *testing.T) {
 				t.Errorf("shard %v, want 1 of %d (or 0 of 1)", s, tc.count)
 			}
 		})
+	}
+}
+
+// TestShardLoggedAtStart: a sharded replica states its part once; an
+// unsharded one logs nothing new.
+func TestShardLoggedAtStart(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	c, err := ParseConfig([]byte(minimalConfig), env("KEY", "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logShard(zap.New(core), c)
+	if logs.Len() != 0 {
+		t.Fatalf("an unsharded replica logged %v", logs.All())
+	}
+	c.Shard.resolved = shard.Shard{Count: 4, Index: 3}
+	logShard(zap.New(core), c)
+	if logs.Len() != 1 {
+		t.Fatalf("%d log lines, want 1", logs.Len())
+	}
+	f := logs.All()[0].ContextMap()
+	if f["shard_index"] != int64(3) || f["shard_count"] != int64(4) || f["rate_limit"] != c.Tencent.RateLimit/4 ||
+		f["groups_configured"] != int64(2) || f["groups_owned"] != int64(len(c.ownedGroups(c.Groups.IDs))) {
+		t.Errorf("fields %v", f)
+	}
+}
+
+// TestReloadReportsAShardChange: the shard applies from the start; a
+// reload that changes it says it needs a restart.
+func TestReloadReportsAShardChange(t *testing.T) {
+	a, err := ParseConfig([]byte(minimalConfig), env("KEY", "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := *a
+	b.Shard.resolved = shard.Shard{Count: 2, Index: 1}
+	if got := changedSections(a, &b); !slices.Equal(got, []string{"shard"}) {
+		t.Errorf("changed sections %v, want [shard]", got)
 	}
 }
