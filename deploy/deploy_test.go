@@ -98,6 +98,7 @@ func init() {
 		"groups", "groups.ids", "groups.mark",
 		"poll", "poll.interval", "poll.member_cap", "poll.baseline", "poll.concurrency", "poll.confirm_departures",
 		"state", "state.driver", "state.path", "state.checkpoint_interval",
+		"shard", "shard.count", "shard.index", "shard.index_from_hostname",
 		"sinks",
 		"http", "http.listen", "http.pprof",
 		"log", "log.level", "log.format",
@@ -106,6 +107,12 @@ func init() {
 		configKeys[k] = true
 	}
 }
+
+// natsStateKeys are the state keys of the nats driver (issue 11, item 1),
+// which the scaled deployments use. They are allowed in config files but
+// not yet required in rollcall.example.yaml: move them into configKeys
+// (and drop this set) once the example documents the driver.
+var natsStateKeys = []string{"state.url", "state.bucket", "state.create", "state.replicas"}
 
 var (
 	commonSinkKeys = []string{"type", "name", "retry", "retry.initial_interval", "retry.max_interval", "retry.max_elapsed_time"}
@@ -226,15 +233,22 @@ func keyPaths(m map[string]any, prefix string) []string {
 
 func configMapConfig(t *testing.T) (map[string]any, string) {
 	t.Helper()
-	cm := yamlDoc(t, "kubernetes/configmap.yaml")
+	return configMapConfigAt(t, "kubernetes/base/configmap.yaml")
+}
+
+// configMapConfigAt decodes the one config file a ConfigMap holds, and
+// returns it with its key.
+func configMapConfigAt(t *testing.T, file string) (map[string]any, string) {
+	t.Helper()
+	cm := yamlDoc(t, file)
 	data := mapOf(cm["data"])
 	if len(data) != 1 {
-		t.Fatalf("configmap.yaml: data has %d keys, want exactly the config file", len(data))
+		t.Fatalf("%s: data has %d keys, want exactly the config file", file, len(data))
 	}
 	for k, v := range data {
 		var c map[string]any
 		if err := yaml.Unmarshal([]byte(str(v)), &c); err != nil {
-			t.Fatalf("configmap.yaml data.%s: %v", k, err)
+			t.Fatalf("%s data.%s: %v", file, k, err)
 		}
 		return c, k
 	}
@@ -295,14 +309,17 @@ func TestYAMLFilesParse(t *testing.T) {
 
 func TestConfigFilesUseKnownKeys(t *testing.T) {
 	cmCfg, _ := configMapConfig(t)
+	scaledCfg, _ := configMapConfigAt(t, "kubernetes/scaled/configmap.yaml")
 	configs := map[string]map[string]any{
-		"rollcall.example.yaml":     yamlDoc(t, "rollcall.example.yaml"),
-		"compose/rollcall.yaml":     yamlDoc(t, "compose/rollcall.yaml"),
-		"kubernetes/configmap.yaml": cmCfg,
+		"rollcall.example.yaml":            yamlDoc(t, "rollcall.example.yaml"),
+		"compose/rollcall.yaml":            yamlDoc(t, "compose/rollcall.yaml"),
+		"compose/rollcall.scaled.yaml":     yamlDoc(t, "compose/rollcall.scaled.yaml"),
+		"kubernetes/base/configmap.yaml":   cmCfg,
+		"kubernetes/scaled/configmap.yaml": scaledCfg,
 	}
 	for name, c := range configs {
 		for _, k := range keyPaths(c, "") {
-			if !configKeys[k] && !strings.HasPrefix(k, "sinks.") {
+			if !configKeys[k] && !contains(natsStateKeys, k) && !strings.HasPrefix(k, "sinks.") {
 				t.Errorf("%s: unknown config key %q", name, k)
 			}
 		}
@@ -358,7 +375,7 @@ func TestConfigFilesUseKnownKeys(t *testing.T) {
 		}
 	}
 	// Container configs must listen beyond loopback.
-	for _, name := range []string{"compose/rollcall.yaml", "kubernetes/configmap.yaml"} {
+	for _, name := range []string{"compose/rollcall.yaml", "compose/rollcall.scaled.yaml", "kubernetes/base/configmap.yaml", "kubernetes/scaled/configmap.yaml"} {
 		if l := str(get(configs[name], "http.listen")); !strings.HasPrefix(l, "0.0.0.0:") {
 			t.Errorf("%s: http.listen = %q, want 0.0.0.0:PORT in a container", name, l)
 		}
@@ -366,7 +383,7 @@ func TestConfigFilesUseKnownKeys(t *testing.T) {
 }
 
 func TestKustomization(t *testing.T) {
-	k := yamlDoc(t, "kubernetes/kustomization.yaml")
+	k := yamlDoc(t, "kubernetes/base/kustomization.yaml")
 	if k["namespace"] != nil {
 		t.Error("kustomization.yaml sets a namespace; the base must be namespace-agnostic")
 	}
@@ -379,7 +396,7 @@ func TestKustomization(t *testing.T) {
 	for _, r := range res {
 		name := str(r)
 		listed[name] = true
-		p := filepath.Join("kubernetes", name)
+		p := filepath.Join("kubernetes/base", name)
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("resource %s: %v", name, err)
 			continue
@@ -403,7 +420,7 @@ func TestKustomization(t *testing.T) {
 	if listed["secret.example.yaml"] {
 		t.Error("secret.example.yaml must not be a kustomize resource")
 	}
-	for _, d := range yamlDocs(t, "kubernetes/secret.example.yaml") {
+	for _, d := range yamlDocs(t, "kubernetes/base/secret.example.yaml") {
 		if d["kind"] == "Secret" && listed["secret.example.yaml"] {
 			t.Error("a Secret is applied by the base")
 		}
@@ -415,7 +432,7 @@ func TestKustomization(t *testing.T) {
 }
 
 func TestStatefulSet(t *testing.T) {
-	ss := yamlDoc(t, "kubernetes/statefulset.yaml")
+	ss := yamlDoc(t, "kubernetes/base/statefulset.yaml")
 	if ss["kind"] != "StatefulSet" {
 		t.Fatalf("statefulset.yaml kind = %v", ss["kind"])
 	}
@@ -479,7 +496,7 @@ func TestStatefulSet(t *testing.T) {
 
 	// Config: the args point at the mounted ConfigMap key, and its values fit.
 	cfg, cfgKey := configMapConfig(t)
-	cm := yamlDoc(t, "kubernetes/configmap.yaml")
+	cm := yamlDoc(t, "kubernetes/base/configmap.yaml")
 	mounts := map[string]map[string]any{} // volume name -> mount
 	for _, m := range list(get(c, "volumeMounts")) {
 		mounts[str(get(m, "name"))] = mapOf(m)
@@ -531,7 +548,7 @@ func TestStatefulSet(t *testing.T) {
 		t.Fatalf("tencent.secret_key_file %s is not on a Secret volume", keyFile)
 	}
 	secretName := str(get(volumes[name], "secret.secretName"))
-	sec := yamlDoc(t, "kubernetes/secret.example.yaml")
+	sec := yamlDoc(t, "kubernetes/base/secret.example.yaml")
 	if str(get(sec, "metadata.name")) != secretName {
 		t.Errorf("statefulset mounts Secret %s, secret.example.yaml documents %v", secretName, get(sec, "metadata.name"))
 	}
@@ -566,7 +583,7 @@ func TestStatefulSet(t *testing.T) {
 	if !matches(mapOf(get(ss, "spec.selector.matchLabels"))) {
 		t.Error("StatefulSet selector does not match its pod template")
 	}
-	svc := yamlDoc(t, "kubernetes/service.yaml")
+	svc := yamlDoc(t, "kubernetes/base/service.yaml")
 	if str(get(ss, "spec.serviceName")) != str(get(svc, "metadata.name")) {
 		t.Errorf("serviceName %v is not the Service %v", get(ss, "spec.serviceName"), get(svc, "metadata.name"))
 	}
@@ -576,14 +593,14 @@ func TestStatefulSet(t *testing.T) {
 	if str(get(svc, "spec.ports.0.name")) != "metrics" || str(get(svc, "spec.ports.0.targetPort")) != "metrics" {
 		t.Errorf("Service port = %v, want metrics -> metrics", get(svc, "spec.ports.0"))
 	}
-	pdb := yamlDoc(t, "kubernetes/poddisruptionbudget.yaml")
+	pdb := yamlDoc(t, "kubernetes/base/poddisruptionbudget.yaml")
 	if !matches(mapOf(get(pdb, "spec.selector.matchLabels"))) {
 		t.Error("PodDisruptionBudget selector does not match the pod")
 	}
 	if get(pdb, "spec.minAvailable") != nil {
 		t.Error("PodDisruptionBudget minAvailable would block every drain of a singleton")
 	}
-	sm := yamlDoc(t, "kubernetes/servicemonitor.yaml")
+	sm := yamlDoc(t, "kubernetes/base/servicemonitor.yaml")
 	for k, v := range mapOf(get(sm, "spec.selector.matchLabels")) {
 		if mapOf(get(svc, "metadata.labels"))[k] != v {
 			t.Errorf("ServiceMonitor selects %s=%v, the Service lacks it", k, v)
@@ -649,7 +666,7 @@ func TestAlerts(t *testing.T) {
 
 func TestPrometheusRuleInSync(t *testing.T) {
 	alerts := yamlDoc(t, "prometheus/alerts.yaml")
-	const file = "kubernetes/prometheusrule.yaml"
+	const file = "kubernetes/base/prometheusrule.yaml"
 	if *update {
 		var b bytes.Buffer
 		b.WriteString("# GENERATED from deploy/prometheus/alerts.yaml by `go test ./deploy -update`.\n" +
@@ -805,6 +822,11 @@ var (
 )
 
 // baseMetric maps a series name to the metric it belongs to.
+// notMetrics are rollcall_ names in the texts that are not metrics.
+var notMetrics = map[string]bool{
+	"rollcall_state": true, // the state.bucket default of the nats driver
+}
+
 func baseMetric(name string) (string, bool) {
 	if _, ok := knownMetrics[name]; ok {
 		return name, true
@@ -821,7 +843,7 @@ func baseMetric(name string) (string, bool) {
 func metricTexts(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, f := range []string{"prometheus/alerts.yaml", "prometheus/alerts_test.yaml", "kubernetes/prometheusrule.yaml",
+	for _, f := range []string{"prometheus/alerts.yaml", "prometheus/alerts_test.yaml", "kubernetes/base/prometheusrule.yaml",
 		"grafana/rollcall-dashboard.json", "README.md"} {
 		out[f] = string(readFile(t, f))
 	}
@@ -842,7 +864,7 @@ func TestMetricNames(t *testing.T) {
 		// JSON escapes quotes inside expressions.
 		text = strings.ReplaceAll(text, `\"`, `"`)
 		for _, name := range metricRE.FindAllString(text, -1) {
-			if _, ok := baseMetric(name); !ok {
+			if _, ok := baseMetric(name); !ok && !notMetrics[name] {
 				t.Errorf("%s: unknown metric %s", file, name)
 			}
 		}
@@ -1006,7 +1028,7 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("Dockerfile has %d stages, want builder + final", strings.Count(df, "\nFROM "))
 	}
 	// The image's default command matches the StatefulSet's.
-	ss := yamlDoc(t, "kubernetes/statefulset.yaml")
+	ss := yamlDoc(t, "kubernetes/base/statefulset.yaml")
 	args, _ := json.Marshal(get(ss, "spec.template.spec.containers.0.args"))
 	if !strings.Contains(df, "CMD "+strings.ReplaceAll(string(args), `","`, `", "`)) {
 		t.Errorf("StatefulSet args %s differ from the image CMD", args)

@@ -37,6 +37,10 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("check: %d item(s) failed", failed)}
 	}
+	if s := cfg.shard(); s.Count > 1 {
+		report(fmt.Sprintf("shard %d of %d (owns %d of %d configured groups; %g of tencent.rate_limit %g calls/s)",
+			s.Index, s.Count, len(cfg.ownedGroups(cfg.Groups.IDs)), len(cfg.Groups.IDs), cfg.rateLimit(), cfg.Tencent.RateLimit), nil)
+	}
 	if *offline {
 		fmt.Fprintln(stdout, "configuration valid (offline: nothing was called)")
 		return nil

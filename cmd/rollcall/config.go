@@ -31,6 +31,7 @@ type Config struct {
 	Poll            PollConfig    `yaml:"poll"`
 	State           StateConfig   `yaml:"state"`
 	Sinks           []SinkConfig  `yaml:"sinks"`
+	Shard           ShardConfig   `yaml:"shard"`
 	HTTP            HTTPConfig    `yaml:"http"`
 	Log             LogConfig     `yaml:"log"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -235,6 +236,7 @@ func (c *Config) setDefaults() {
 	c.Poll.setDefaults()
 	c.State.Config.SetDefaults()
 	c.State.CheckpointConfig.SetDefaults()
+	c.Shard.SetDefaults()
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
 		if s.Retry == nil {
@@ -282,6 +284,9 @@ func (c *Config) validate() error {
 	}
 	if err := errors.Join(c.State.Config.Validate(), c.State.CheckpointConfig.Validate()); err != nil {
 		return fieldErr("state", err)
+	}
+	if err := c.validateShard(); err != nil {
+		return err
 	}
 	if err := c.validateSinks(); err != nil {
 		return err

@@ -128,7 +128,7 @@ func newClient(cfg *Config, m *tencent.Metrics, hc *http.Client, logger *zap.Log
 		Sig:            src,
 		Region:         cfg.Tencent.Region,
 		Endpoint:       cfg.Tencent.Endpoint,
-		RateLimit:      cfg.Tencent.RateLimit,
+		RateLimit:      cfg.rateLimit(), // this replica's share
 		RequestTimeout: cfg.Tencent.RequestTimeout,
 		Mark:           cfg.Groups.Mark,
 		HTTPClient:     hc,
@@ -289,7 +289,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 	if err != nil {
 		return nil, err
 	}
-	groups, err := p.activeGroups(ctx, cfg.Groups.IDs)
+	groups, err := p.activeGroups(ctx, cfg.ownedGroups(cfg.Groups.IDs))
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Groups:       groups,
 		Interval:     cfg.Poll.Interval,
 		Concurrency:  cfg.Poll.Concurrency,
-		RateLimit:    cfg.Tencent.RateLimit,
+		RateLimit:    cfg.rateLimit(),
 		DrainTimeout: cfg.ShutdownTimeout,
 		Logger:       logger,
 		Metrics:      p.metrics.poller,

@@ -153,6 +153,7 @@ func (d *daemon) run(parent context.Context) error {
 		zap.Duration("interval", cfg.Poll.Interval),
 		zap.Int("sinks", len(p.sinks)),
 		zap.Bool("once", d.once))
+	logShard(d.logger, cfg)
 	_ = g.Run() // every actor's outcome is in runErr, closeErr, httpErr
 	return d.outcome(runErr, closeErr, httpErr)
 }
@@ -272,7 +273,8 @@ func (d *daemon) reload(ctx context.Context, p *pipeline) {
 	added, removed := diffStrings(old.Groups.IDs, cfg.Groups.IDs)
 	// Only added groups need their stored state read: the running ones
 	// are known, and the scheduler keeps dismissed ones out by itself.
-	fresh, err := p.activeGroups(ctx, added)
+	// The shard is the running one: a change of shard needs a restart.
+	fresh, err := p.activeGroups(ctx, old.ownedGroups(added))
 	if err != nil {
 		d.logger.Error("reload: reading the state of added groups; keeping the running configuration", zap.Error(err))
 		return
@@ -349,6 +351,7 @@ func changedSections(a, b *Config) []string {
 	check("tencent", at, bt)
 	check("state", a.State, b.State)
 	check("sinks", a.Sinks, b.Sinks)
+	check("shard", a.Shard, b.Shard)
 	check("http", a.HTTP, b.HTTP)
 	check("log", a.Log, b.Log)
 	check("shutdown_timeout", a.ShutdownTimeout, b.ShutdownTimeout)
