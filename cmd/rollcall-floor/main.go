@@ -95,6 +95,7 @@ func floor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	churn := fs.Duration("churn", 2*time.Second, "the simulator's churn interval (0 disables)")
 	checkpoint := fs.String("checkpoint-interval", "", "the daemon's state.checkpoint_interval (default: its default, 1m)")
 	dir := fs.String("dir", "", "working directory for the binary, state and events (default: a temporary one, removed after)")
+	profile := fs.String("profile", "", "write the daemon's CPU profile of the measured window to this file (turns http.pprof on)")
 	bin := fs.String("rollcall", "", "a rollcall binary to use (default: go build ./cmd/rollcall into the working directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -137,7 +138,7 @@ func floor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stderr, "daemon: %d groups x %d members, %.4g calls/s, %d in flight, %v warm-up, then measured for %v ...\n", *groups, *members, effRate, *concurrency, *warmup, *duration)
-	daemon, err := runDaemon(ctx, *bin, *dir, endpoint, *groups, *callRate, interval, *concurrency, *checkpoint, *warmup, *duration)
+	daemon, err := runDaemon(ctx, *bin, *dir, endpoint, *groups, *callRate, interval, *concurrency, *checkpoint, *profile, *warmup, *duration)
 	if err != nil {
 		return err
 	}
@@ -226,7 +227,7 @@ func freePort() (string, error) {
 
 // runDaemon runs `rollcall run` for d, reads rollcall_api_calls_total from
 // its metrics endpoint, stops it with SIGTERM and returns its CPU.
-func runDaemon(ctx context.Context, bin, dir, endpoint string, groups int, callRate float64, interval time.Duration, concurrency int, checkpoint string, warmup, d time.Duration) (side, error) {
+func runDaemon(ctx context.Context, bin, dir, endpoint string, groups int, callRate float64, interval time.Duration, concurrency int, checkpoint, profile string, warmup, d time.Duration) (side, error) {
 	metricsAddr, err := freePort()
 	if err != nil {
 		return side{}, err
@@ -259,10 +260,11 @@ state:
     path: %s
 http:
   listen: %s
+  pprof: %t
 log:
   level: warn
 `, tencenttest.DefaultSDKAppID, tencenttest.DefaultAdmin, tencenttest.DefaultKey, endpoint, callRate,
-		strings.Join(ids, ", "), interval, concurrency, strconv.Quote(state), checkpointLine(checkpoint), strconv.Quote(events), metricsAddr)
+		strings.Join(ids, ", "), interval, concurrency, strconv.Quote(state), checkpointLine(checkpoint), strconv.Quote(events), metricsAddr, profile != "")
 	cfgPath := filepath.Join(dir, "rollcall.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return side{}, err
@@ -282,10 +284,20 @@ log:
 	url := "http://" + metricsAddr + "/metrics"
 	var first, last sample
 	var scrapeErr error
+	var profiled chan error
 	if sleepCtx(ctx, warmup) {
 		first, scrapeErr = scrape(url)
+		if profile != "" {
+			profiled = make(chan error, 1)
+			go func() { profiled <- fetchProfile(ctx, "http://"+metricsAddr, profile, d) }()
+		}
 		if scrapeErr == nil && sleepCtx(ctx, d) {
 			last, scrapeErr = scrape(url)
+		}
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			scrapeErr = errors.Join(scrapeErr, fmt.Errorf("profile: %w", err))
 		}
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -299,6 +311,31 @@ log:
 		return side{}, fmt.Errorf("the daemon's metrics: %w", scrapeErr)
 	}
 	return side{name: "daemon", calls: last.calls - first.calls, cpu: last.cpu - first.cpu}, nil
+}
+
+// fetchProfile saves the daemon's CPU profile of the next d to path.
+func fetchProfile(ctx context.Context, base, path string, d time.Duration) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // checkpointLine is the state section's checkpoint_interval line, if set.
