@@ -100,6 +100,10 @@ type group struct {
 	// gone mirrors cached.Dismissed for Dismissed, which must not wait for
 	// the lock.
 	gone atomic.Bool
+	// reread, set by Forget, makes the next snapshot read the store again
+	// instead of trusting the kept state: another replica may own the
+	// group while it is not configured here.
+	reread atomic.Bool
 	// counted guards counts and forgotten: the gauges' share of the group.
 	counted   sync.Mutex
 	counts    counts // members last committed or loaded
@@ -145,10 +149,13 @@ func (g *group) configure(m *Metrics) {
 
 // Forget takes a group removed from the configuration out of
 // rollcall_members_tracked and rollcall_members_out_of_view, which sum the
-// configured groups; its state is kept. Dismissed (called for a group
-// configured again) puts it back.
+// configured groups; its stored state is kept. Dismissed (called for a
+// group configured again) puts it back. The kept copy is not trusted
+// again: a group configured anew is read from the store first, since with
+// a shared store another replica may have polled it meanwhile.
 func (d *Detector) Forget(groupID string) {
 	g := d.group(groupID)
+	g.reread.Store(true)
 	g.counted.Lock()
 	defer g.counted.Unlock()
 	if !g.forgotten {
@@ -163,7 +170,7 @@ func (d *Detector) Forget(groupID string) {
 // stops polling it (a *poller.Error of KindGone, see poller.IsGone).
 func storedDismissed(groupID string) error {
 	return &poller.Error{Kind: poller.KindGone, GroupID: groupID,
-		Err: errors.New("group " + groupID + " is stored as dismissed; its listing is ignored (delete its state file to watch it again)")}
+		Err: errors.New("group " + groupID + " is stored as dismissed; its listing is ignored (`rollcall state forget --group ID` watches it again)")}
 }
 
 // NewDetector checks o and returns a Detector.
@@ -360,6 +367,9 @@ func (d *Detector) HandleSnapshot(ctx context.Context, snap schema.Snapshot) err
 
 // load reads the group's state from the store unless it is kept already.
 func (d *Detector) load(ctx context.Context, g *group, groupID string) error {
+	if g.reread.Swap(false) {
+		d.drop(g)
+	}
 	if g.loaded {
 		return nil
 	}

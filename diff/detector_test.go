@@ -621,3 +621,35 @@ rollcall_state_conflicts_total 1
 		t.Error(err)
 	}
 }
+
+// A group removed from the configuration (sharded away) and configured
+// again is read from the store, not from the copy kept before: another
+// replica may have committed it meanwhile.
+func TestDetectorRereadsAGroupConfiguredAgain(t *testing.T) {
+	ctx := context.Background()
+	st := diff.NewMemoryStore()
+	pubA, pubB := &difftest.Publisher{}, &difftest.Publisher{}
+	a, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pubA, Diff: diff.Options{SDKAppID: 1}})
+	b, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pubB, Diff: diff.Options{SDKAppID: 1}})
+	listing := func(s int, accounts ...string) schema.Snapshot {
+		ms := make([]schema.Member, len(accounts))
+		for i, acc := range accounts {
+			ms[i] = schema.Member{Account: acc, JoinTime: t0.Unix()}
+		}
+		return schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(s) * time.Second), Members: ms}
+	}
+	if err := a.HandleSnapshot(ctx, listing(10, "u1")); err != nil {
+		t.Fatal(err)
+	}
+	a.Forget("g") // moved to B
+	if err := b.HandleSnapshot(ctx, listing(20, "u1", "u2")); err != nil {
+		t.Fatal(err)
+	}
+	a.Dismissed(ctx, "g") // back to A
+	if err := a.HandleSnapshot(ctx, listing(30, "u1", "u2")); err != nil {
+		t.Fatalf("A on a group configured again: %v", err)
+	}
+	if n := len(pubA.Batches()); n != 1 {
+		t.Fatalf("A published %d batches, want only its baseline: %v", n, pubA.Batches())
+	}
+}
