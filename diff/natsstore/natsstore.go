@@ -499,7 +499,7 @@ func (s *Store) Load(ctx context.Context, groupID string) (*diff.State, diff.Rev
 	// read: read it again, a few times.
 	for attempt := 0; ; attempt++ {
 		st, rev, missing, err := s.load(ctx, key, groupID)
-		if missing && attempt < 3 && ctx.Err() == nil {
+		if missing && attempt < 10 && ctx.Err() == nil {
 			continue
 		}
 		return st, rev, err
@@ -524,29 +524,39 @@ func (s *Store) load(ctx context.Context, key, groupID string) (_ *diff.State, _
 	if err != nil {
 		return nil, 0, false, s.keyError(key, err)
 	}
-	stZ, obZ, err := splitBody(b)
+	st, stZ, err := decodeBody(b, groupID)
 	if err != nil {
 		return nil, 0, false, s.keyError(key, err)
 	}
-	var st *diff.State
+	s.remember(groupID, cached{rev: rev, state: stZ, chunks: chunks})
+	return st, rev, false, nil
+}
+
+// decodeBody decodes a value's body (see the package doc) into groupID's
+// state and outbox, checking both belong to it; stZ is the state's part.
+func decodeBody(b []byte, groupID string) (st *diff.State, stZ []byte, err error) {
+	stZ, obZ, err := splitBody(b)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(stZ) > 0 {
 		r, err := decompress(stZ, groupID)
 		if err != nil {
-			return nil, 0, false, s.keyError(key, fmt.Errorf("state: %w", err))
+			return nil, nil, fmt.Errorf("state: %w", err)
 		}
 		if r.State == nil || r.State.GroupID != groupID {
-			return nil, 0, false, s.keyError(key, errors.New("state: no state of the group"))
+			return nil, nil, errors.New("state: no state of the group")
 		}
 		st = r.State
 	}
 	if len(obZ) > 0 {
 		r, err := decompress(obZ, groupID)
 		if err != nil {
-			return nil, 0, false, s.keyError(key, fmt.Errorf("outbox: %w", err))
+			return nil, nil, fmt.Errorf("outbox: %w", err)
 		}
 		p := &diff.Pending{Events: r.Events, Next: r.Next}
 		if err := p.Check(groupID); err != nil {
-			return nil, 0, false, s.keyError(key, fmt.Errorf("outbox: %w", err))
+			return nil, nil, fmt.Errorf("outbox: %w", err)
 		}
 		if st == nil {
 			st = diff.OutboxOnly(groupID, p)
@@ -555,10 +565,9 @@ func (s *Store) load(ctx context.Context, key, groupID string) (_ *diff.State, _
 		}
 	}
 	if st == nil {
-		return nil, 0, false, s.keyError(key, errors.New("entry holds neither state nor outbox"))
+		return nil, nil, errors.New("entry holds neither state nor outbox")
 	}
-	s.remember(groupID, cached{rev: rev, state: stZ, chunks: chunks})
-	return st, rev, false, nil
+	return st, stZ, nil
 }
 
 // read returns the body of an entry's value and the keys of its chunks,

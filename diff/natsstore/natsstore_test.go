@@ -462,3 +462,47 @@ func TestClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A reader of a chunked group never fails while another process rewrites
+// it: a chunk purged under it sends it back to the entry.
+func TestChunkedReadDuringRewrites(t *testing.T) {
+	ctx := context.Background()
+	srv := natstest.Start(t, func(o *server.Options) { o.MaxPayload = 8 * 1024 })
+	wb := open(t, testConfig(srv.URL()))
+	w := wb.App(app)
+	r := open(t, testConfig(srv.URL())).App(app)
+	const id = "churn"
+	rev, err := w.Save(ctx, state(id, 5000), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := wb.kv.Get(ctx, Key(app, id)); err != nil || e.Value()[0] != formatChunked {
+		t.Fatalf("entry not chunked: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 20 && err == nil; i++ {
+			rev, err = w.Save(ctx, state(id, 5000+i%2), rev)
+		}
+		done <- err
+	}()
+	for loads := 0; ; loads++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d loads during the rewrites", loads)
+			return
+		default:
+		}
+		got, _, err := r.Load(ctx, id)
+		if err != nil {
+			t.Fatalf("load during rewrites: %v", err)
+		}
+		if n := len(got.Members); n != 5000 && n != 5001 {
+			t.Fatalf("loaded %d members", n)
+		}
+	}
+}
