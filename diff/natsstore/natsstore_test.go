@@ -506,3 +506,20 @@ func TestChunkedReadDuringRewrites(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthRefusalIsNotAnOutage(t *testing.T) {
+	srv := natstest.Start(t, func(o *server.Options) { o.Authorization = "s3cret-token" })
+	c := testConfig(srv.URL())
+	c.Token = "wrong"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := Open(ctx, c, zaptest.NewLogger(t))
+	if err == nil || errors.Is(err, ErrUnreachable) || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("Open with a wrong token = %v; want a refusal, not an outage, without the token", err)
+	}
+	c.Token = "s3cret-token"
+	s := open(t, c).App(app)
+	if _, err := s.Save(ctx, state("g", 1), 0); err != nil {
+		t.Fatal(err)
+	}
+}
