@@ -160,6 +160,11 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	return s, nil
 }
 
+// Unreachable reports whether a first connection failed for want of a
+// server; see unreachable. The state driver uses it to tell an outage
+// from a configuration error.
+func Unreachable(err error) bool { return unreachable(err) }
+
 // unreachable reports whether a first connection failed for want of a
 // server (refused, unknown host, timeout) rather than because one refused
 // the client (authentication, TLS verification).
@@ -222,6 +227,18 @@ func (s *Sink) connectOptions(ctx context.Context, o Options) ([]natsgo.Option, 
 			opts = append(opts, natsgo.Timeout(d))
 		}
 	}
+	auth, err := AuthOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, auth...), nil
+}
+
+// AuthOptions turns o's authentication keys and TLS block into client
+// options, the part of connecting the state driver shares with the sink.
+// Errors name the key, never a secret or a file's content.
+func AuthOptions(o Options) ([]natsgo.Option, error) {
+	var opts []natsgo.Option
 	switch {
 	case o.CredsFile != "":
 		opts = append(opts, natsgo.UserCredentials(o.CredsFile))

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"testing"
 	"time"
 
@@ -55,6 +56,12 @@ func freePort(t testing.TB) int {
 // Start starts the server and waits until it accepts connections.
 func (s *Server) Start() {
 	s.t.Helper()
+	s.startAsync()
+	s.waitReady()
+}
+
+func (s *Server) startAsync() {
+	s.t.Helper()
 	o := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      s.port,
@@ -71,11 +78,15 @@ func (s *Server) Start() {
 		s.t.Fatal(err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
+	s.srv = srv
+}
+
+func (s *Server) waitReady() {
+	s.t.Helper()
+	if !s.srv.ReadyForConnections(10 * time.Second) {
+		s.Stop()
 		s.t.Fatal("nats-server not ready")
 	}
-	s.srv = srv
 }
 
 // Stop shuts the server down and waits until it is; a stopped server is
@@ -128,4 +139,51 @@ func StreamMsgs(t testing.TB, js jetstream.JetStream, stream string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// Cluster starts n servers (n >= 2) forming one JetStream cluster named
+// "rollcall", each with its own client port, route port and store, and
+// waits until JetStream has a meta leader. Each may be stopped and
+// started again; all are shut down in t's cleanup.
+func Cluster(t testing.TB, n int, conf func(*server.Options)) []*Server {
+	t.Helper()
+	routePorts := make([]int, n)
+	for i := range routePorts {
+		routePorts[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range routePorts {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	servers := make([]*Server, n)
+	for i := range servers {
+		i := i
+		servers[i] = New(t, func(o *server.Options) {
+			o.ServerName = fmt.Sprintf("n%d", i)
+			o.Cluster = server.ClusterOpts{Name: "rollcall", Host: "127.0.0.1", Port: routePorts[i]}
+			o.Routes = routes
+			if conf != nil {
+				conf(o)
+			}
+		})
+	}
+	// Start them together: each waits for its routes, not for the others
+	// to be ready.
+	for _, s := range servers {
+		s.startAsync()
+	}
+	for _, s := range servers {
+		s.waitReady()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range servers {
+			if s.srv != nil && s.srv.JetStreamIsLeader() {
+				return servers
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("jetstream cluster has no meta leader")
+	return nil
 }
