@@ -73,7 +73,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		report(item, err)
 	}
 
-	st, err := openStore(cfg, logger)
+	st, err := openStore(ctx, cfg, logger)
 	if err == nil {
 		var groups []string
 		groups, err = st.List(ctx)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/diff/filestore"
+	"github.com/rollcall-dev/rollcall/diff/natsstore"
 	"github.com/rollcall-dev/rollcall/poller"
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/schema/config"
@@ -52,11 +53,13 @@ type GroupsConfig struct {
 	Mark *int64   `yaml:"mark"`
 }
 
-// StateConfig is the `state` section: the store (filestore) and how often
-// the detector writes what quiet polls change (diff).
+// StateConfig is the `state` section: the store — file or memory
+// (filestore), or a JetStream KV bucket (natsstore) — and how often the
+// detector writes what quiet polls change (diff).
 type StateConfig struct {
 	filestore.Config      `yaml:",inline"` // driver, path
-	diff.CheckpointConfig `yaml:",inline"` // checkpoint_interval
+	NATS                  natsstore.Config `yaml:",inline"` // url, bucket, create, replicas, auth, tls
+	diff.CheckpointConfig `yaml:",inline"`  // checkpoint_interval
 }
 
 // PollConfig is the `poll` section; each package reads its part.
@@ -234,8 +237,7 @@ func ParseConfig(b []byte, lookupEnv func(string) (string, bool)) (*Config, erro
 func (c *Config) setDefaults() {
 	c.Tencent.SetDefaults()
 	c.Poll.setDefaults()
-	c.State.Config.SetDefaults()
-	c.State.CheckpointConfig.SetDefaults()
+	c.State.setDefaults()
 	c.Shard.SetDefaults()
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
@@ -282,7 +284,7 @@ func (c *Config) validate() error {
 	if err := errors.Join(c.Poll.PollConfig.Validate(), c.Poll.BaselineConfig.Validate()); err != nil {
 		return fieldErr("poll", err)
 	}
-	if err := errors.Join(c.State.Config.Validate(), c.State.CheckpointConfig.Validate()); err != nil {
+	if err := c.State.validate(); err != nil {
 		return fieldErr("state", err)
 	}
 	if err := c.validateShard(); err != nil {

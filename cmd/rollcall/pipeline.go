@@ -141,21 +141,6 @@ func newClient(cfg *Config, m *tencent.Metrics, hc *http.Client, logger *zap.Log
 	return c, nil
 }
 
-// stateStore is what both configured store drivers offer.
-type stateStore interface {
-	diff.Store
-	diff.Lister
-	io.Closer
-}
-
-func openStore(cfg *Config, logger *zap.Logger) (stateStore, error) {
-	st, err := cfg.State.Open(logger)
-	if err != nil {
-		return nil, err
-	}
-	return st.(stateStore), nil // both drivers list and close
-}
-
 // buildSink connects one configured sink.
 func buildSink(ctx context.Context, sc *SinkConfig, m *metricsSet, stdout io.Writer, logger *zap.Logger) (sink.Sink, error) {
 	l := logger.Named("sink").With(zap.String("sink", sc.DisplayName()))
@@ -244,7 +229,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 	}
 	st := po.store
 	if st == nil {
-		if st, err = openStore(cfg, logger); err != nil {
+		if st, err = openStore(ctx, cfg, logger); err != nil {
 			return nil, err
 		}
 	}

@@ -103,8 +103,23 @@ func (d *daemon) run(parent context.Context) error {
 	}
 
 	// Sinks connect with ctx: the parent's end aborts the start.
-	p, err := newPipeline(ctx, cfg, d.logger, pipelineOptions{once: d.once, stdout: d.stdout})
+	po := pipelineOptions{once: d.once, stdout: d.stdout}
+	if cfg.State.Driver == DriverNATS {
+		st, err := d.waitForStore(ctx, cfg, sigs)
+		switch {
+		case errors.Is(err, errStoppedWaiting) || (err != nil && parent.Err() != nil):
+			d.logger.Info("rollcall stopped")
+			return nil
+		case err != nil:
+			return err
+		}
+		po.store = st
+	}
+	p, err := newPipeline(ctx, cfg, d.logger, po)
 	if err != nil {
+		if po.store != nil {
+			_ = po.store.(stateStore).Close()
+		}
 		return err
 	}
 	var hs *healthServer

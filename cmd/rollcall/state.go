@@ -117,18 +117,18 @@ func appNames(apps []stateApp) string {
 
 // openStateStore loads the configuration and opens its store, as `run`
 // does: an invalid configuration is a *ConfigError (exit 2).
-func openStateStore(path string, stderr io.Writer) (*Config, stateStore, error) {
+func openStateStore(ctx context.Context, path string, stderr io.Writer) (*Config, stateStore, error) {
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openConfiguredStore(cfg, stderr)
+	st, err := openConfiguredStore(ctx, cfg, stderr)
 	return cfg, st, err
 }
 
 // openConfiguredStore opens cfg's store; a file store that a daemon holds
 // says so.
-func openConfiguredStore(cfg *Config, stderr io.Writer) (stateStore, error) {
+func openConfiguredStore(ctx context.Context, cfg *Config, stderr io.Writer) (stateStore, error) {
 	logger, err := newLogger(cfg.Log.Format, cfg.Log.Level, stderr)
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func openConfiguredStore(cfg *Config, stderr io.Writer) (stateStore, error) {
 	if cfg.State.Driver == filestore.DriverMemory {
 		fmt.Fprintln(stderr, "rollcall: note: state.driver is memory: this process starts with an empty store and nothing it writes outlives it")
 	}
-	st, err := openStore(cfg, logger)
+	st, err := openStore(ctx, cfg, logger)
 	if errors.Is(err, filestore.ErrLocked) {
 		// The file driver's lock: the daemon owns the directory.
 		return nil, fmt.Errorf("%w: is rollcall running over it? Stop it first: the state commands need the directory to themselves", err)
@@ -146,7 +146,7 @@ func openConfiguredStore(cfg *Config, stderr io.Writer) (stateStore, error) {
 
 // openAppStore is openStateStore for the commands that take --app, which
 // is checked before the store is opened.
-func openAppStore(path, appName string, stderr io.Writer) (*Config, stateApp, stateStore, error) {
+func openAppStore(ctx context.Context, path, appName string, stderr io.Writer) (*Config, stateApp, stateStore, error) {
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		return nil, stateApp{}, nil, err
@@ -155,7 +155,7 @@ func openAppStore(path, appName string, stderr io.Writer) (*Config, stateApp, st
 	if err != nil {
 		return nil, stateApp{}, nil, err
 	}
-	st, err := openConfiguredStore(cfg, stderr)
+	st, err := openConfiguredStore(ctx, cfg, stderr)
 	return cfg, app, st, err
 }
 
@@ -242,7 +242,7 @@ func cmdStateList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *path == "" {
 		return usageError{"state list: --config is required"}
 	}
-	cfg, st, err := openStateStore(*path, stderr)
+	cfg, st, err := openStateStore(ctx, *path, stderr)
 	if err != nil {
 		return err
 	}
@@ -336,7 +336,7 @@ func cmdStateShow(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	_, app, st, err := openAppStore(path, appName, stderr)
+	_, app, st, err := openAppStore(ctx, path, appName, stderr)
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func cmdStateForget(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	cfg, app, st, err := openAppStore(path, appName, stderr)
+	cfg, app, st, err := openAppStore(ctx, path, appName, stderr)
 	if err != nil {
 		return err
 	}
@@ -419,7 +419,7 @@ func cmdStateExport(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *path == "" {
 		return usageError{"state export: --config is required"}
 	}
-	cfg, st, err := openStateStore(*path, stderr)
+	cfg, st, err := openStateStore(ctx, *path, stderr)
 	if err != nil {
 		return err
 	}
@@ -517,7 +517,7 @@ func cmdStateImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *path == "" {
 		return usageError{"state import: --config is required"}
 	}
-	cfg, st, err := openStateStore(*path, stderr)
+	cfg, st, err := openStateStore(ctx, *path, stderr)
 	if err != nil {
 		return err
 	}
