@@ -59,7 +59,7 @@ type GroupsConfig struct {
 type StateConfig struct {
 	filestore.Config      `yaml:",inline"` // driver, path
 	NATS                  natsstore.Config `yaml:",inline"` // url, bucket, create, replicas, auth, tls
-	diff.CheckpointConfig `yaml:",inline"`  // checkpoint_interval
+	diff.CheckpointConfig `yaml:",inline"` // checkpoint_interval
 }
 
 // PollConfig is the `poll` section; each package reads its part.
