@@ -304,8 +304,15 @@ func (p *pipeline) activeGroups(ctx context.Context, ids []string) ([]string, er
 	var out []string
 	for _, id := range ids {
 		gone, err := p.detector.Dismissed(ctx, id)
-		if err != nil {
+		if err != nil && ctx.Err() != nil {
 			return nil, fmt.Errorf("state of group %s: %w", id, err)
+		}
+		if err != nil {
+			// The others go on. This one is kept scheduled: each poll of
+			// it fails on the same error, publishing nothing, until its
+			// record is readable again (or forgotten).
+			p.logger.Error("cannot read the group's state; its polls fail until it is mended (see rollcall state)",
+				zap.String("group_id", id), zap.Error(err))
 		}
 		if gone {
 			p.logger.Warn("group was dismissed; not polling it; remove it from groups.ids", zap.String("group_id", id))

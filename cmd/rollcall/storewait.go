@@ -39,7 +39,8 @@ func (d *daemon) waitForStore(ctx context.Context, cfg *Config, sigs <-chan os.S
 	d.logger.Warn("the state store is unreachable; waiting for it (alive, not ready, polling nothing)", zap.Error(err))
 
 	var lastErr atomic.Pointer[error]
-	lastErr.Store(&err)
+	first := err
+	lastErr.Store(&first)
 	var hs *healthServer
 	if addr := *cfg.HTTP.Listen; addr != "" {
 		m := newMetricsSet()
@@ -51,6 +52,7 @@ func (d *daemon) waitForStore(ctx context.Context, cfg *Config, sigs <-chan os.S
 		httpCtx, stopHTTP := context.WithCancel(context.Background())
 		served := make(chan struct{})
 		go func() { _ = hs.Run(httpCtx); close(served) }()
+		hs.logger.Info("http server listening", zap.String("addr", hs.Addr()), zap.Bool("waiting_for_state", true))
 		// The daemon's own server takes the port over once the store is
 		// open.
 		defer func() { stopHTTP(); <-served }()
@@ -72,7 +74,8 @@ func (d *daemon) waitForStore(ctx context.Context, cfg *Config, sigs <-chan os.S
 		case !unreachable(err):
 			return nil, err
 		}
-		lastErr.Store(&err)
+		failed := err
+		lastErr.Store(&failed)
 		d.logger.Warn("the state store is still unreachable", zap.Error(err))
 	}
 }
