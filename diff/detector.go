@@ -462,7 +462,13 @@ func (d *Detector) Checkpoint(ctx context.Context) error {
 			return errors.Join(first, err)
 		}
 		if g.loaded && g.dirty && g.cached != nil && g.cached.Pending == nil {
-			if err := d.save(ctx, g, g.cached, true); err != nil && first == nil {
+			var conflict *ConflictError
+			switch err := d.save(ctx, g, g.cached, true); {
+			case errors.As(err, &conflict):
+				// Another replica wrote the group since: its state is
+				// newer than these last-seen times, and is kept.
+				d.log.Info("checkpoint skipped: the group was written by another replica", zap.String("group_id", conflict.GroupID))
+			case err != nil && first == nil:
 				first = err
 			}
 		}

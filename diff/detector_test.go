@@ -653,3 +653,34 @@ func TestDetectorRereadsAGroupConfiguredAgain(t *testing.T) {
 		t.Fatalf("A published %d batches, want only its baseline: %v", n, pubA.Batches())
 	}
 }
+
+// A shutdown checkpoint of a group another replica wrote since is skipped,
+// not an error: the other's state is newer.
+func TestDetectorCheckpointSkipsAGroupWrittenElsewhere(t *testing.T) {
+	ctx := context.Background()
+	st := diff.NewMemoryStore()
+	a, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: &difftest.Publisher{}, Diff: diff.Options{SDKAppID: 1}, CheckpointInterval: time.Hour})
+	b, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: &difftest.Publisher{}, Diff: diff.Options{SDKAppID: 1}})
+	snap := func(s int, accounts ...string) schema.Snapshot {
+		ms := make([]schema.Member, len(accounts))
+		for i, acc := range accounts {
+			ms[i] = schema.Member{Account: acc, JoinTime: t0.Unix()}
+		}
+		return schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(s) * time.Second), Members: ms}
+	}
+	for _, s := range []int{10, 20} { // a baseline, then a quiet poll: dirty
+		if err := a.HandleSnapshot(ctx, snap(s, "u1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.HandleSnapshot(ctx, snap(30, "u1", "u2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Checkpoint(ctx); err != nil {
+		t.Fatalf("Checkpoint = %v, want the conflicting group skipped", err)
+	}
+	got, _, err := st.Load(ctx, "g")
+	if err != nil || len(got.Members) != 2 {
+		t.Fatalf("stored %+v, %v: want B's state with u2 kept", got, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -263,5 +264,110 @@ func TestE2ENATSStateUndecodableValue(t *testing.T) {
 	}
 	if v, err := kv.Get(ctx, badKey); err != nil || string(v.Value()) != "not a state" {
 		t.Errorf("the undecodable value changed: %v %v", v, err)
+	}
+}
+
+func idSet(evs []schema.Event) map[string]bool {
+	m := map[string]bool{}
+	for _, e := range evs {
+		m[e.ID] = true
+	}
+	return m
+}
+
+// TestE2ENATSStateZombie: a replica paused (SIGSTOP), replaced by another
+// with the same shard, and resumed publishes nothing its replacement did
+// not: its writes from what it held before the pause are refused.
+func TestE2ENATSStateZombie(t *testing.T) {
+	nb := natstest.Start(t, nil)
+	api := newAPI(t, tencenttest.Options{})
+	groups := []string{"@TGS#z1", "@TGS#z2"}
+	for _, g := range groups {
+		api.AddGroup(g, member("u1-"+g, 1795600000), member("u2-"+g, 1795600001))
+	}
+	ea := replicaEnv(t, api, groups, nb.URL(), 0, 1, true)
+	a := startOpsDaemon(t, ea, api.Key())
+	before := idSet(ea.waitEvents(4))
+	a.signal(syscall.SIGSTOP)
+	t.Cleanup(func() { _ = a.cmd.Process.Signal(syscall.SIGCONT) })
+
+	eb := replicaEnv(t, api, groups, nb.URL(), 0, 1, true)
+	b := startOpsDaemon(t, eb, api.Key())
+	for _, g := range groups {
+		api.Leave(g, "u1-"+g)
+		api.Join(g, member("u3-"+g, 1795600100))
+	}
+	bEvents := eb.waitEvents(4) // a leave and a join per group
+	a.signal(syscall.SIGCONT)
+	opsEventually(t, 30*time.Second, "the resumed replica to poll again", func() bool {
+		return a.metric("rollcall_polls_total", "result", "ok") > 2
+	})
+	time.Sleep(2 * time.Second)
+	refused := a.metric("rollcall_state_conflicts_total") + a.metric("rollcall_stale_listings_total")
+	a.stop()
+	b.stop()
+
+	owner := idSet(eb.events())
+	for _, ev := range ea.events() {
+		if !before[ev.ID] && !owner[ev.ID] {
+			t.Errorf("the resumed replica published %s %s %s, which its replacement did not", ev.Type, ev.Data.Reason, ev.Data.MemberAccount)
+		}
+	}
+	for _, ev := range bEvents {
+		if ev.Data.Reason == schema.ReasonBaseline {
+			t.Errorf("the replacement re-baselined: %+v", ev.Data)
+		}
+	}
+	if refused == 0 {
+		t.Error("the resumed replica counted no conflict nor stale listing: it cannot have noticed its replacement")
+	}
+}
+
+// TestE2ENATSStateSuccessorRepublishes: a replica killed between its
+// outbox and its commit (one of its sinks is down, so the batch is never
+// acknowledged) leaves the batch in the bucket; its successor publishes
+// it again first, with the same ids.
+func TestE2ENATSStateSuccessorRepublishes(t *testing.T) {
+	state := natstest.Start(t, nil)
+	broker := natstest.New(t, nil) // the NATS sink's server: down at first
+	api := newAPI(t, tencenttest.Options{})
+	groups := []string{"@TGS#k1"}
+	api.AddGroup(groups[0], member("alice", 1795600000))
+	mk := func() *e2eEnv {
+		e := newEnv(t, api, groups, "")
+		e.saveConfig(e.apiYAML("500ms", groups) + fmt.Sprintf(`poll:
+  interval: 1s
+state:
+  driver: nats
+  url: %s
+  create: true
+sinks:
+  - type: file
+    path: %s
+    retry: {initial_interval: 50ms, max_interval: 200ms}
+%shttp:
+  listen: 127.0.0.1:0
+shutdown_timeout: %s
+`, state.URL(), e.eventDir, natsDaemonSinkYAML(broker.URL()), opsShutdownTimeout))
+		return e
+	}
+	e1 := mk()
+	d1 := startProc(t, api.Key(), "run", "--config", e1.config)
+	first := e1.waitEvents(1) // the file sink took the baseline; the NATS sink cannot
+	time.Sleep(500 * time.Millisecond)
+	_ = d1.cmd.Process.Kill()
+	d1.wait(t, 10*time.Second)
+
+	broker.Start()
+	e2 := mk()
+	d2 := startOpsDaemon(t, e2, api.Key())
+	again := e2.waitEvents(1)
+	d2.stop()
+	if again[0].ID != first[0].ID || again[0].Data.Reason != schema.ReasonBaseline {
+		t.Fatalf("the successor published %s (%s), want the batch again with id %s", again[0].ID, again[0].Data.Reason, first[0].ID)
+	}
+	js := broker.JetStream(t)
+	if n := natstest.StreamMsgs(t, js, "ROLLCALL"); n != 1 {
+		t.Errorf("the NATS sink holds %d events, want the one batch", n)
 	}
 }
