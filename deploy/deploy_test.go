@@ -98,6 +98,8 @@ func init() {
 		"groups", "groups.ids", "groups.mark",
 		"poll", "poll.interval", "poll.member_cap", "poll.baseline", "poll.concurrency", "poll.confirm_departures",
 		"state", "state.driver", "state.path", "state.checkpoint_interval",
+		"state.url", "state.bucket", "state.create", "state.replicas", "state.creds_file", "state.nkey_file",
+		"state.user", "state.password", "state.password_file", "state.token", "state.token_file", "state.tls",
 		"shard", "shard.count", "shard.index", "shard.index_from_hostname",
 		"sinks",
 		"http", "http.listen", "http.pprof",
@@ -107,12 +109,6 @@ func init() {
 		configKeys[k] = true
 	}
 }
-
-// natsStateKeys are the state keys of the nats driver (issue 11, item 1),
-// which the scaled deployments use. They are allowed in config files but
-// not yet required in rollcall.example.yaml: move them into configKeys
-// (and drop this set) once the example documents the driver.
-var natsStateKeys = []string{"state.url", "state.bucket", "state.create", "state.replicas"}
 
 var (
 	commonSinkKeys = []string{"type", "name", "retry", "retry.initial_interval", "retry.max_interval", "retry.max_elapsed_time"}
@@ -319,7 +315,7 @@ func TestConfigFilesUseKnownKeys(t *testing.T) {
 	}
 	for name, c := range configs {
 		for _, k := range keyPaths(c, "") {
-			if !configKeys[k] && !contains(natsStateKeys, k) && !strings.HasPrefix(k, "sinks.") {
+			if !configKeys[k] && !strings.HasPrefix(k, "sinks.") {
 				t.Errorf("%s: unknown config key %q", name, k)
 			}
 		}
