@@ -85,6 +85,7 @@ type pipeline struct {
 	fanout   *sink.Fanout
 	detector *diff.Detector
 	sched    *poller.Scheduler
+	disc     *discovery // nil unless groups.discover is on
 }
 
 type pipelineOptions struct {
@@ -289,7 +290,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 	if err != nil {
 		return nil, err
 	}
-	groups, err := p.activeGroups(ctx, cfg.Groups.IDs)
+	groups, err := p.activeGroups(ctx, cfg.Groups.watchedIDs())
 	if err != nil {
 		return nil, err
 	}
@@ -308,6 +309,9 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Metrics:      p.metrics.poller,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := p.newDiscovery(ctx, cfg); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -82,6 +82,11 @@ type DiscovererOptions struct {
 	// Static are groups.ids, always watched; Exclude are groups.exclude,
 	// never watched (Static included). SetGroups changes both.
 	Static, Exclude []string
+	// Known are groups watched before this process started (those with
+	// stored state): like a group of the last listing, one that is not
+	// listed is asked about with get_group_info, so that a group dismissed
+	// while rollcall was down is still reported dismissed.
+	Known []string
 	// Apply receives the groups to watch after each successful listing and
 	// each SetGroups: Static and the discovered groups, sorted, without the
 	// excluded and the dismissed ones. The caller schedules them. Calls
@@ -153,6 +158,9 @@ func NewDiscoverer(o DiscovererOptions) (*Discoverer, error) {
 		lim:   rate.NewLimiter(rate.Limit(GroupListRate*o.Share), 1),
 		found: map[string]bool{}, goneFor: map[string]bool{}, kept: map[string]bool{}}
 	d.setLocked(o.Static, o.Exclude)
+	for _, id := range o.Known {
+		d.found[id] = true
+	}
 	return d, nil
 }
 

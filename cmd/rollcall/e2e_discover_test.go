@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
+)
+
+// useDiscovery rewrites e's config to watch the groups discovery finds,
+// with no groups.ids, and exclude.
+func (e *e2eEnv) useDiscovery(exclude ...string) {
+	e.t.Helper()
+	b, err := os.ReadFile(e.config)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	groups := "groups:\n  discover: {interval: 10m}\n  exclude: [" + strings.Join(quoteAll(exclude), ", ") + "]\n"
+	y := strings.Replace(string(b), "groups:\n  ids: []\n", groups, 1)
+	if y == string(b) {
+		e.t.Fatal("no empty groups.ids to replace")
+	}
+	e.saveConfig(y)
+}
+
+// membersListed returns the groups get_members was called for.
+func membersListed(api *tencenttest.Server) []string {
+	var out []string
+	for _, r := range api.Requests() {
+		if r.Command == "get_members" && !slices.Contains(out, r.GroupID) {
+			out = append(out, r.GroupID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestRunOnceDiscoversGroups: with groups.discover and no groups.ids, the
+// app's AVChatRoom groups are watched: each new one baselines, an excluded
+// one is never polled, and one dismissed (gone from the listing, confirmed
+// by get_group_info) is reported dismissed once, after a restart too.
+func TestRunOnceDiscoversGroups(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{GroupListPageSize: 2})
+	api.AddGroup("room-a", member("alice", 1795600000), member("bob", 1795600100))
+	api.AddGroup("room-b", member("carol", 1795600000))
+	api.AddGroup("skip", member("dave", 1795600000))
+	api.AddGroupOfType("pub", "Public")
+	e := newEnv(t, api, nil, "")
+	e.useDiscovery("skip")
+
+	e.mustOnce()
+	got := summary(e.events())
+	slices.Sort(got)
+	want := []string{"member.joined/baseline/alice", "member.joined/baseline/bob", "member.joined/baseline/carol"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+
+	api.AddGroup("room-c", member("erin", 1795600000))
+	e.mustOnce()
+	if got, want := summary(e.events()[3:]), []string{"member.joined/baseline/erin"}; !slices.Equal(got, want) {
+		t.Fatalf("after a new group: events = %v, want %v", got, want)
+	}
+
+	api.Dismiss("room-b")
+	e.mustOnce()
+	var dismissed []string
+	for _, ev := range e.events()[4:] {
+		if ev.Type == "rollcall.group.dismissed" {
+			dismissed = append(dismissed, ev.Subject)
+		}
+	}
+	if !slices.Equal(dismissed, []string{"room-b"}) {
+		t.Fatalf("dismissed events for %v, want [room-b]: %v", dismissed, summary(e.events()[4:]))
+	}
+	n := len(e.events())
+	e.mustOnce()
+	if extra := summary(e.events()[n:]); len(extra) != 0 {
+		t.Fatalf("a run after the dismissal emitted %v", extra)
+	}
+	if got, want := membersListed(api), []string{"room-a", "room-b", "room-c"}; !slices.Equal(got, want) {
+		t.Fatalf("get_members called for %v, want %v (never skip or pub)", got, want)
+	}
+}
+
+func TestDiscoverConfig(t *testing.T) {
+	base := strings.Replace(minimalConfig, "  ids: [\"@TGS#a\", \"room-2\"]\n", "%s", 1)
+	for groups, want := range map[string]string{
+		"  ids: []\n": "config: groups.ids: at least one group id is required",
+		"  ids: []\n  discover: {interval: 0s}\n": "config: groups.ids: at least one group id is required",
+		"  discover:\n":                                      "config: groups.ids: at least one group id is required",
+		"  discover: {interval: 5s}\n":                       "config: groups.discover.interval: must be at least 10s, or 0 to turn discovery off (got 5s)",
+		"  discover: {}\n  exclude: [\"a\", \"a\"]\n":        `config: groups.exclude[1]: duplicate group id "a"`,
+		"  discover: {}\n  exclude: [\"a\", \"\"]\n":         "config: groups.exclude[1]: empty group id",
+		"  discover: {}\n":                                   "",
+		"  ids: [\"x\"]\n  discover: {interval: 1h}\n":       "",
+		"  ids: [\"x\", \"y\"]\n  exclude: [\"y\", \"z\"]\n": "",
+	} {
+		cfg, err := ParseConfig([]byte(strings.Replace(base, "%s", groups, 1)), env("KEY", "k"))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", groups, err)
+		case want != "" && (err == nil || err.Error() != want):
+			t.Errorf("%q: err = %v, want %q", groups, err, want)
+		case want == "" && strings.Contains(groups, "discover: {}") && cfg.Groups.discoverInterval().String() != "10m0s":
+			t.Errorf("%q: interval %s, want the default 10m", groups, cfg.Groups.discoverInterval())
+		}
+	}
+}
