@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rollcall-dev/rollcall/poller/tencent/tencenttest"
 )
@@ -108,4 +109,39 @@ func TestDiscoverConfig(t *testing.T) {
 			t.Errorf("%q: interval %s, want the default 10m", groups, cfg.Groups.discoverInterval())
 		}
 	}
+}
+
+// TestE2EOpsDiscoveryDaemon: a daemon with discovery only picks up a group
+// created while it runs (baseline) and reports one dismissed while it runs,
+// and counts its listings.
+func TestE2EOpsDiscoveryDaemon(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	api.AddGroup("room-a", member("alice", 1795600000))
+	api.AddGroup("room-b", member("bob", 1795600000))
+	e := newDaemonEnv(t, api, nil, "")
+	b, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shortest interval, so that the test sees a second listing.
+	e.saveConfig(strings.Replace(string(b), "groups:\n  ids: []\n", "groups:\n  discover: {interval: 10s}\n", 1))
+	d := startOpsDaemon(t, e, api.Key())
+	e.waitEvents(2)
+
+	api.AddGroup("room-c", member("carol", 1795600000))
+	api.Dismiss("room-b")
+	var evs []string
+	opsEventually(t, 30*time.Second, "carol's baseline and room-b's dismissal", func() bool {
+		evs = summary(e.events())
+		return slices.Contains(evs, "member.joined/baseline/carol") && slices.ContainsFunc(evs, func(s string) bool {
+			return strings.HasPrefix(s, "group.dismissed/")
+		})
+	})
+	if v := d.metric("rollcall_discovery_runs_total", "result", "ok"); v < 2 {
+		t.Fatalf("rollcall_discovery_runs_total{result=ok} = %v, want >= 2", v)
+	}
+	if v := d.metric("rollcall_discovered_groups"); v != 2 {
+		t.Fatalf("rollcall_discovered_groups = %v, want 2", v)
+	}
+	d.stop()
 }
