@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rollcall-dev/rollcall/diff"
+	"github.com/rollcall-dev/rollcall/poller"
 	"github.com/rollcall-dev/rollcall/poller/tencent"
 	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
@@ -103,6 +104,7 @@ func (p *pipeline) newDiscovery(ctx context.Context, cfg *Config) error {
 		Apply:     ds.apply,
 		Dismissed: ds.dismissed,
 		Gone:      p.lister.MarkGone,
+		Fatal:     isFatalAPIError,
 		Logger:    p.logger,
 		Metrics:   tencent.NewDiscoveryMetrics(p.metrics.reg),
 	})
@@ -213,8 +215,10 @@ func (p *pipeline) addDiscovery(ctx context.Context, g *run.Group) {
 	ctx, cancel := context.WithCancel(ctx)
 	interrupted := make(chan struct{})
 	g.Add(func() error {
-		_ = p.disc.d.Run(ctx) // nil: it ends with ctx
-		<-interrupted
+		if err := p.disc.d.Run(ctx); err != nil {
+			return discoveryErr(err) // fatal: ends the run
+		}
+		<-interrupted // ended with ctx: the scheduler's outcome decides
 		return nil
 	}, func(error) {
 		cancel()
@@ -228,7 +232,30 @@ func (p *pipeline) discoverOnce(ctx context.Context) error {
 		return nil
 	}
 	if err := p.disc.d.RunOnce(ctx); err != nil {
-		return fmt.Errorf("group discovery: %w", err)
+		return discoveryErr(err)
 	}
 	return nil
+}
+
+// isFatalAPIError: the API rejects the configuration (a usersig that a
+// fresh one did not fix, an identifier without admin rights…): as for a
+// poll, rollcall stops rather than retry forever.
+func isFatalAPIError(err error) bool { return tencent.KindOf(err) == tencent.KindFatalConfig }
+
+// discoveryErr is what a failed discovery ends the run with: a
+// *poller.FatalError (exit code as for a poll) when the API rejects the
+// configuration.
+func discoveryErr(err error) error {
+	if isFatalAPIError(err) {
+		return &poller.FatalError{Err: fmt.Errorf("group discovery: %w", err)}
+	}
+	return fmt.Errorf("group discovery: %w", err)
+}
+
+// discoveryReadiness is the /readyz check of discovery, when on.
+func (p *pipeline) discoveryReadiness() []readinessCheck {
+	if p.disc == nil {
+		return nil
+	}
+	return []readinessCheck{{"discovery", p.disc.d.Healthy}}
 }

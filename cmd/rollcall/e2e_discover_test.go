@@ -145,3 +145,30 @@ func TestE2EOpsDiscoveryDaemon(t *testing.T) {
 	}
 	d.stop()
 }
+
+// TestDiscoveryWrongKeyIsFatal: with discovery alone nothing is polled, so
+// the listing is what finds that the API rejects the key: as a poll would,
+// it stops rollcall with the fatal exit code, daemon and --once alike,
+// never quoting the key.
+func TestDiscoveryWrongKeyIsFatal(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	api.AddGroup("room-a", member("alice", 1795600000))
+	e := newDaemonEnv(t, api, nil, "")
+	b, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.saveConfig(strings.Replace(string(b), "groups:\n  ids: []\n", "groups:\n  discover: {interval: 10s}\n", 1))
+	const wrongKey = "wrong-key-for-discovery-0123456789"
+	p := startProc(t, wrongKey, "run", "--config", e.config)
+	if code := p.wait(t, 30*time.Second); code != exitFatal {
+		t.Fatalf("daemon: exit %d, want %d; stderr:\n%s", code, exitFatal, p.stderr.String())
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "group discovery") || strings.Contains(s, wrongKey) {
+		t.Errorf("daemon stderr does not name discovery, or quotes the key:\n%s", s)
+	}
+	r := runCLI(t, wrongKey, nil, "run", "--config", e.config, "--once")
+	if r.code != exitFatal || strings.Contains(r.stderr, wrongKey) {
+		t.Fatalf("--once: exit %d, want %d, without the key; stderr:\n%s", r.code, exitFatal, r.stderr)
+	}
+}

@@ -360,7 +360,7 @@ func (p *pipeline) Close(ctx context.Context) error {
 
 // readiness lists the /readyz checks.
 func (p *pipeline) readiness() []readinessCheck {
-	return []readinessCheck{
+	return append([]readinessCheck{
 		{"config", func(context.Context) error { return nil }},
 		// From what the detector's store calls went through, in memory: a
 		// probe does no I/O.
@@ -378,7 +378,7 @@ func (p *pipeline) readiness() []readinessCheck {
 			}
 			return nil
 		}},
-	}
+	}, p.discoveryReadiness()...)
 }
 
 // newLister is what the scheduler and the snapshot command list with: the

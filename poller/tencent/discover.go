@@ -100,6 +100,9 @@ type DiscovererOptions struct {
 	// dismissal. Until Dismissed says so, the group stays watched, so that
 	// the dismissal is polled.
 	Gone func(id string)
+	// Fatal tells a listing error no retry fixes (a configuration the API
+	// rejects): Run returns it instead of retrying. Nil: none.
+	Fatal func(error) bool
 	// Now and sleep pace the calls; nil means real time.
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -127,6 +130,8 @@ type Discoverer struct {
 	listed  bool            // a listing has succeeded
 	goneFor map[string]bool // handed to Gone, not yet dismissed
 	kept    map[string]bool // vanished yet reported existing: logged once
+	lastOK  time.Time       // the last successful listing
+	lastErr error           // the last listing's error, nil after a success
 }
 
 // NewDiscoverer checks o and returns a Discoverer; Run starts it.
@@ -227,6 +232,9 @@ func (d *Discoverer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if d.o.Fatal != nil && d.o.Fatal(err) {
+				return err
+			}
 			fails++
 			wait = min(d.o.Interval, discoverRetryMin<<min(fails-1, 16))
 			d.log.Warn("group discovery failed; the watched groups are unchanged, retrying",
@@ -253,6 +261,9 @@ func (d *Discoverer) RunOnce(ctx context.Context) error {
 	ids, err := d.o.API.ListGroups(lctx, GroupTypeAVChatRoom, d.pace)
 	if err != nil {
 		d.o.Metrics.run("failed", -1)
+		d.mu.Lock()
+		d.lastErr = err
+		d.mu.Unlock()
 		return err
 	}
 	listed := make(map[string]bool, len(ids))
@@ -311,7 +322,26 @@ func (d *Discoverer) RunOnce(ctx context.Context) error {
 		d.log.Info("groups discovered", zap.Int("groups", n))
 	}
 	d.o.Metrics.run("ok", n)
+	d.lastOK, d.lastErr = d.now(), nil
 	d.applyLocked(ctx)
+	return nil
+}
+
+// Healthy fails while listings fail and none succeeded in the last three
+// intervals (or ever): the groups watched may be out of date, and with
+// discovery alone none may be watched at all.
+func (d *Discoverer) Healthy(context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lastErr == nil {
+		return nil
+	}
+	if d.lastOK.IsZero() {
+		return fmt.Errorf("group discovery has not listed the groups yet: %w", d.lastErr)
+	}
+	if since := d.now().Sub(d.lastOK); since > 3*d.o.Interval {
+		return fmt.Errorf("group discovery failing for %s: %w", since.Round(time.Second), d.lastErr)
+	}
 	return nil
 }
 

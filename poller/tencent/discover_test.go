@@ -410,3 +410,41 @@ func TestDiscovererRunEndsWithContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDiscovererHealthyAndFatal(t *testing.T) {
+	clk := clock{testclock.New(time.Unix(1_700_000_000, 0))}
+	src := &groupSource{groups: []string{"a"}}
+	fatal := errors.New("rejected")
+	d, err := NewDiscoverer(DiscovererOptions{API: src, Interval: time.Minute, Now: clk.Now,
+		Apply: func(context.Context, []string) {}, Fatal: func(err error) bool { return errors.Is(err, fatal) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.Healthy(ctx); err != nil {
+		t.Fatalf("healthy before any listing: %v", err)
+	}
+	src.listErr = errors.New("10002")
+	_ = d.RunOnce(ctx)
+	if err := d.Healthy(ctx); err == nil {
+		t.Fatal("healthy though no listing ever succeeded")
+	}
+	src.listErr = nil
+	if err := d.RunOnce(ctx); err != nil || d.Healthy(ctx) != nil {
+		t.Fatalf("after a success: %v, healthy %v", err, d.Healthy(ctx))
+	}
+	src.listErr = errors.New("10002")
+	clk.Add(2 * time.Minute)
+	_ = d.RunOnce(ctx)
+	if err := d.Healthy(ctx); err != nil {
+		t.Fatalf("one failure within three intervals of a success: %v", err)
+	}
+	clk.Add(2 * time.Minute)
+	if err := d.Healthy(ctx); err == nil {
+		t.Fatal("healthy with no success in three intervals")
+	}
+	src.listErr = fmt.Errorf("page 1: %w", fatal)
+	if err := d.Run(ctx); !errors.Is(err, fatal) {
+		t.Fatalf("Run = %v, want the fatal listing error", err)
+	}
+}
