@@ -837,6 +837,12 @@ func (c *Client) callRetry(ctx context.Context, retry bool, command, service, gr
 			case KindTransient:
 				return err
 			case KindRateLimited:
+				if command == cmdAppGroupList && ae.Code != 70050 {
+					// Its own 1 call/s, which the caller paces, is what was
+					// exceeded, not the app's budget: get_members keeps
+					// its rate. (70050 locks the whole app out.)
+					return err
+				}
 				if c.slowDown(ae.Code) {
 					// 70050 again after the cool-down: as for any auth code
 					// that a fresh usersig did not fix, a configuration error.

@@ -448,3 +448,21 @@ func TestDiscovererHealthyAndFatal(t *testing.T) {
 		t.Fatalf("Run = %v, want the fatal listing error", err)
 	}
 }
+
+// A 60007 on get_appid_group_list is about its own 1 call/s: the app's
+// rate for get_members is not halved.
+func TestListGroupsRateLimitKeepsTheAppRate(t *testing.T) {
+	f := newFakeAPI(t, sequence(fail(60007, "too fast"),
+		`{"ActionStatus":"OK","ErrorCode":0,"GroupIdList":[{"GroupId":"a"}],"Next":0}`))
+	c := newTestClient(t, f.srv.URL, nil)
+	ids, err := c.ListGroups(context.Background(), GroupTypeAVChatRoom, nil)
+	if err != nil || !slices.Equal(ids, []string{"a"}) {
+		t.Fatalf("ListGroups = %v, %v", ids, err)
+	}
+	c.mu.Lock()
+	halved := !c.restoreAt.IsZero()
+	c.mu.Unlock()
+	if halved || c.lim.Limit() != c.baseRate {
+		t.Fatal("a get_appid_group_list 60007 halved the app's rate")
+	}
+}
