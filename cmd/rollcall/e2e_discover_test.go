@@ -65,16 +65,26 @@ func TestRunOnceDiscoversGroups(t *testing.T) {
 		t.Fatalf("after a new group: events = %v, want %v", got, want)
 	}
 
+	// Left out of the listing but found by get_group_info: still watched,
+	// nothing reported.
+	api.SetListed("room-a", false)
+	api.Leave("room-a", "bob")
+	e.mustOnce()
+	if got, want := summary(e.events()[4:]), []string{"member.left/left/bob"}; !slices.Equal(got, want) {
+		t.Fatalf("with room-a unlisted: events = %v, want %v (still polled)", got, want)
+	}
+	api.SetListed("room-a", true)
+
 	api.Dismiss("room-b")
 	e.mustOnce()
 	var dismissed []string
-	for _, ev := range e.events()[4:] {
+	for _, ev := range e.events()[5:] {
 		if ev.Type == "rollcall.group.dismissed" {
 			dismissed = append(dismissed, ev.Subject)
 		}
 	}
 	if !slices.Equal(dismissed, []string{"room-b"}) {
-		t.Fatalf("dismissed events for %v, want [room-b]: %v", dismissed, summary(e.events()[4:]))
+		t.Fatalf("dismissed events for %v, want [room-b]: %v", dismissed, summary(e.events()[5:]))
 	}
 	n := len(e.events())
 	e.mustOnce()

@@ -46,6 +46,17 @@ func (s *Server) AddGroupOfType(id, typ string) {
 	s.groups[id] = &group{typ: typ, members: map[string]*entry{}}
 }
 
+// SetListed sets whether get_appid_group_list lists group id, which
+// otherwise it does while the group exists: false makes an existing group
+// vanish from the listing alone, as an eventually consistent index might.
+func (s *Server) SetListed(id string, listed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.groups[id]; g != nil {
+		g.unlisted = !listed
+	}
+}
+
 func (g *group) groupType() string {
 	if g.typ == "" {
 		return "AVChatRoom"
@@ -92,7 +103,7 @@ func (s *Server) groupList(fields map[string]json.RawMessage, now time.Time) ans
 	defer s.mu.Unlock()
 	ids := make([]string, 0, len(s.groups))
 	for id, g := range s.groups {
-		if !g.dismissed && (!hasType || g.groupType() == typ) {
+		if !g.dismissed && !g.unlisted && (!hasType || g.groupType() == typ) {
 			ids = append(ids, id)
 		}
 	}

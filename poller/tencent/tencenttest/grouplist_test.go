@@ -69,3 +69,22 @@ func TestGroupListChecksAndPages(t *testing.T) {
 		t.Fatalf("unfiltered TotalCount %d, want 4", r.TotalCount)
 	}
 }
+
+func TestGroupListSetListed(t *testing.T) {
+	s, clk := start(t, tencenttest.Options{})
+	s.AddGroup("a")
+	s.AddGroup("b")
+	s.SetListed("a", false)
+	r := listGroups(t, s, `{"GroupType":"AVChatRoom"}`)
+	if r.ErrorCode != 0 || len(r.GroupIdList) != 1 || r.GroupIdList[0].GroupId != "b" {
+		t.Fatalf("with a unlisted: %+v", r)
+	}
+	if got := s.Groups(); len(got) != 2 {
+		t.Fatalf("Groups = %v: an unlisted group still exists", got)
+	}
+	s.SetListed("a", true)
+	clk.Add(time.Second)
+	if r := listGroups(t, s, `{"GroupType":"AVChatRoom"}`); len(r.GroupIdList) != 2 {
+		t.Fatalf("listed again: %+v", r)
+	}
+}

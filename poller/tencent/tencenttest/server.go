@@ -127,6 +127,7 @@ type Server struct {
 
 type group struct {
 	typ       string // "" is AVChatRoom
+	unlisted  bool   // left out of get_appid_group_list (SetListed)
 	dismissed bool
 	members   map[string]*entry
 }
