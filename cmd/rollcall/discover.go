@@ -9,6 +9,7 @@ import (
 
 	"github.com/oklog/run"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/poller"
@@ -235,6 +236,21 @@ func (p *pipeline) discoverOnce(ctx context.Context) error {
 		return discoveryErr(err)
 	}
 	return nil
+}
+
+// checkDiscovery lists the app's AVChatRoom groups once, as discovery
+// does, for `rollcall check`.
+func checkDiscovery(ctx context.Context, cfg *Config, m *metricsSet) (string, error) {
+	client, err := newClient(cfg, m.tencent, nil, zap.NewNop())
+	if err != nil {
+		return "api client", err
+	}
+	lim := rate.NewLimiter(rate.Limit(tencent.GroupListRate), 1)
+	ids, err := client.ListGroups(ctx, tencent.GroupTypeAVChatRoom, lim.Wait)
+	if err != nil {
+		return "api get_appid_group_list", err
+	}
+	return fmt.Sprintf("api get_appid_group_list (%d AVChatRoom groups)", len(ids)), nil
 }
 
 // isFatalAPIError: the API rejects the configuration (a usersig that a

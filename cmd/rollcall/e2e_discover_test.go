@@ -182,3 +182,18 @@ func TestDiscoveryWrongKeyIsFatal(t *testing.T) {
 		t.Fatalf("--once: exit %d, want %d, without the key; stderr:\n%s", r.code, exitFatal, r.stderr)
 	}
 }
+
+// TestCheckWithDiscoveryOnly: `rollcall check` with discovery and no
+// groups.ids lists the groups instead of reading a group that is not there.
+func TestCheckWithDiscoveryOnly(t *testing.T) {
+	api := newAPI(t, tencenttest.Options{})
+	api.AddGroup("room-a", member("alice", 1795600000))
+	api.AddGroup("room-b")
+	e := newEnv(t, api, nil, "")
+	e.useDiscovery()
+	r := runCLI(t, api.Key(), nil, "check", "--config", e.config)
+	if r.code != 0 || !strings.Contains(r.stdout, "PASS  api get_appid_group_list (2 AVChatRoom groups)") ||
+		!strings.Contains(r.stdout, "PASS  api get_members (skipped: no groups.ids)") {
+		t.Fatalf("check exited %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
