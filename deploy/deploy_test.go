@@ -95,7 +95,7 @@ func init() {
 		"tencent", "tencent.sdkappid", "tencent.identifier", "tencent.secret_key", "tencent.secret_key_file",
 		"tencent.usersig", "tencent.usersig_file", "tencent.usersig_expire", "tencent.region", "tencent.endpoint",
 		"tencent.rate_limit", "tencent.request_timeout",
-		"groups", "groups.ids", "groups.mark",
+		"groups", "groups.ids", "groups.mark", "groups.exclude", "groups.discover", "groups.discover.interval",
 		"poll", "poll.interval", "poll.member_cap", "poll.baseline", "poll.concurrency", "poll.confirm_departures",
 		"state", "state.driver", "state.path", "state.checkpoint_interval",
 		"state.url", "state.bucket", "state.create", "state.replicas", "state.creds_file", "state.nkey_file",

@@ -316,6 +316,14 @@ func (s *Scheduler) SetGroups(ids []string) {
 		zap.Strings("added", added), zap.Strings("removed", removed))
 }
 
+// Dismissed reports whether the group was found gone and is no longer
+// polled (group discovery stops watching it).
+func (s *Scheduler) Dismissed(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dismissed[id]
+}
+
 // Groups returns the ids currently scheduled, in slot order.
 func (s *Scheduler) Groups() []string {
 	s.mu.Lock()

@@ -1007,3 +1007,23 @@ func TestHandlerSaysDismissed(t *testing.T) {
 		t.Errorf("Dismissed = %v", st.Dismissed)
 	}
 }
+
+func TestSchedulerDismissed(t *testing.T) {
+	gone := ListerFunc(func(_ context.Context, id string) (schema.Snapshot, error) {
+		return schema.Snapshot{}, &Error{Kind: KindGone, GroupID: id, Err: errors.New("gone")}
+	})
+	s, err := New(gone, HandlerFunc(func(context.Context, schema.Snapshot) error { return nil }),
+		Options{SDKAppID: 1, Groups: []string{"g"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Dismissed("g") {
+		t.Fatal("dismissed before any poll")
+	}
+	if err := s.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Dismissed("g") || s.Dismissed("other") {
+		t.Fatalf("Dismissed(g) = %v, Dismissed(other) = %v", s.Dismissed("g"), s.Dismissed("other"))
+	}
+}

@@ -58,6 +58,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	if err == nil {
 		report(checkAPI(ctx, cfg, m))
+		if cfg.Groups.discoverInterval() != 0 {
+			report(checkDiscovery(ctx, cfg, m))
+		}
 	}
 
 	for i := range cfg.Sinks {
@@ -98,6 +101,9 @@ func checkAPI(ctx context.Context, cfg *Config, m *metricsSet) (string, error) {
 	client, err := newClient(cfg, m.tencent, nil, zap.NewNop())
 	if err != nil {
 		return "api client", err
+	}
+	if len(cfg.Groups.IDs) == 0 { // discovery alone: checkDiscovery calls the API
+		return "api get_members (skipped: no groups.ids)", nil
 	}
 	gid := cfg.Groups.IDs[0]
 	members, err := client.ListMembers(ctx, gid)

@@ -51,6 +51,9 @@ type TencentConfig struct {
 type GroupsConfig struct {
 	IDs  []string `yaml:"ids"`
 	Mark *int64   `yaml:"mark"`
+	// Exclude are ids never watched, listed or not (discover.go).
+	Exclude  []string        `yaml:"exclude"`
+	Discover *DiscoverConfig `yaml:"discover"`
 }
 
 // StateConfig is the `state` section: the store — file or memory
@@ -270,7 +273,7 @@ func (c *Config) validate() error {
 	if err := c.Tencent.Validate(); err != nil {
 		return fieldErr("tencent", err)
 	}
-	if err := validateGroupIDs(c.Groups.IDs); err != nil {
+	if err := c.Groups.validate(); err != nil {
 		return err
 	}
 	if err := c.Poll.Config.Validate(); err != nil {

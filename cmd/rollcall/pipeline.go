@@ -85,6 +85,7 @@ type pipeline struct {
 	fanout   *sink.Fanout
 	detector *diff.Detector
 	sched    *poller.Scheduler
+	disc     *discovery // nil unless groups.discover is on
 }
 
 type pipelineOptions struct {
@@ -274,7 +275,7 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 	if err != nil {
 		return nil, err
 	}
-	groups, err := p.activeGroups(ctx, cfg.ownedGroups(cfg.Groups.IDs))
+	groups, err := p.activeGroups(ctx, cfg.ownedGroups(cfg.Groups.watchedIDs()))
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +294,9 @@ func newPipeline(ctx context.Context, cfg *Config, logger *zap.Logger, po pipeli
 		Metrics:      p.metrics.poller,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := p.newDiscovery(ctx, cfg); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -348,7 +352,7 @@ func (p *pipeline) Close(ctx context.Context) error {
 
 // readiness lists the /readyz checks.
 func (p *pipeline) readiness() []readinessCheck {
-	return []readinessCheck{
+	return append([]readinessCheck{
 		{"config", func(context.Context) error { return nil }},
 		// From what the detector's store calls went through, in memory: a
 		// probe does no I/O.
@@ -366,7 +370,7 @@ func (p *pipeline) readiness() []readinessCheck {
 			}
 			return nil
 		}},
-	}
+	}, p.discoveryReadiness()...)
 }
 
 // newLister is what the scheduler and the snapshot command list with: the

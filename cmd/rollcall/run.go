@@ -197,6 +197,9 @@ func (d *daemon) runPipeline(ctx context.Context, stop context.CancelFunc, p *pi
 	var g run.Group
 	g.Add(func() error {
 		if d.once {
+			if err := p.discoverOnce(ctx); err != nil {
+				return err
+			}
 			return p.sched.RunOnce(ctx)
 		}
 		return p.sched.Run(ctx)
@@ -215,6 +218,9 @@ func (d *daemon) runPipeline(ctx context.Context, stop context.CancelFunc, p *pi
 			}
 		}
 	}, func(error) { close(reloadsDone) })
+	if !d.once {
+		p.addDiscovery(ctx, &g)
+	}
 	runErr = g.Run() // the scheduler's: the reload actor ends only when told
 
 	// Polls and publishes have finished (or been cut off after
@@ -309,9 +315,12 @@ func (d *daemon) reload(ctx context.Context, p *pipeline) {
 			groups = append(groups, id)
 		}
 	}
-	p.sched.SetGroups(groups)
+	p.setGroups(ctx, groups, old.Groups, cfg.Groups)
+	scheduled := p.sched.Groups()
 	for _, id := range removed {
-		p.detector.Forget(id) // its members leave the gauges; its state stays
+		if !slices.Contains(scheduled, id) { // still discovered: still watched
+			p.detector.Forget(id) // its members leave the gauges; its state stays
+		}
 	}
 	// poll.interval, member_cap and baseline apply from the next cycle;
 	// concurrency sizes the scheduler's semaphore and needs a restart.

@@ -622,6 +622,108 @@ func (c *Client) GroupExists(ctx context.Context, groupID string) (bool, error) 
 		&APIError{Command: cmdGroupInfo, HTTPStatus: 200, Code: code, Info: scrub(g.ErrorInfo, ""), Kind: classify(code)})
 }
 
+// GroupListLimit is get_appid_group_list's largest page (and its default).
+const GroupListLimit = 10000
+
+// GroupTypeAVChatRoom is the GroupType of audio-video groups, the only
+// type get_members serves.
+const GroupTypeAVChatRoom = "AVChatRoom"
+
+type groupListRequest struct {
+	Limit int `json:"Limit"`
+	// Next is the cursor, sent back exactly as received: it is a uint64
+	// the API warns overflows smaller parsers.
+	Next json.Number `json:"Next"`
+	// GroupType is the documented filter; Type carries the same value for
+	// servers that read the name one third-party SDK sends. Tencent ignores
+	// fields it does not know, so sending both costs nothing.
+	GroupType string `json:"GroupType"`
+	Type      string `json:"Type"`
+}
+
+type groupListResponse struct {
+	status
+	TotalCount  *int `json:"TotalCount"`
+	GroupIDList *[]struct {
+		GroupID string `json:"GroupId"`
+	} `json:"GroupIdList"`
+	// Next decodes as json.Number, never float64: a cursor above 2^53
+	// would otherwise come back rounded and page from the wrong place.
+	Next json.Number `json:"Next"`
+	next uint64
+}
+
+func (r *groupListResponse) validate() error {
+	if r.Next == "" {
+		return errors.New("no Next")
+	}
+	n, err := strconv.ParseUint(string(r.Next), 10, 64)
+	if err != nil {
+		return fmt.Errorf("Next %.40q is not an unsigned 64-bit integer", string(r.Next))
+	}
+	r.next = n
+	if r.GroupIDList == nil && n != 0 {
+		// A page without the list is broken, not empty: taken as empty it
+		// could hide groups (a last page may leave it out: no groups).
+		return errors.New("no GroupIdList")
+	}
+	if r.GroupIDList != nil {
+		for i, g := range *r.GroupIDList {
+			if g.GroupID == "" {
+				return fmt.Errorf("GroupIdList[%d] has no GroupId", i)
+			}
+		}
+	}
+	return nil
+}
+
+// ListGroups returns the ids of the app's groups of type groupType (e.g.
+// GroupTypeAVChatRoom; "" lists all types) with get_appid_group_list,
+// every page read, de-duplicated and sorted. A page is retried like any
+// call while ctx allows; one that still fails fails the listing: a partial
+// list is never returned, as a caller would take the missing groups for
+// gone. pace, when set, is called before every request (retries included),
+// for the command's own limit of 1 call/s, much lower than the app's.
+func (c *Client) ListGroups(ctx context.Context, groupType string, pace func(context.Context) error) ([]string, error) {
+	req := groupListRequest{Limit: GroupListLimit, Next: "0", GroupType: groupType, Type: groupType}
+	if pace != nil {
+		ctx = context.WithValue(ctx, paceKey{}, pace)
+	}
+	seen := make(map[uint64]bool)
+	var ids []string
+	for page := 1; ; page++ {
+		if page > c.maxPages {
+			return nil, fmt.Errorf("%s: %w: more than %d pages", cmdAppGroupList, ErrPagingLoop, c.maxPages)
+		}
+		var resp *groupListResponse
+		err := c.call(ctx, cmdAppGroupList, svcGroup, "", &req, func() response {
+			resp = &groupListResponse{}
+			return resp
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s page %d: %w", cmdAppGroupList, page, err)
+		}
+		if resp.GroupIDList != nil {
+			for _, g := range *resp.GroupIDList {
+				ids = append(ids, g.GroupID)
+			}
+		}
+		if resp.next == 0 {
+			break
+		}
+		if seen[resp.next] {
+			return nil, fmt.Errorf("%s: %w: cursor %s repeated on page %d", cmdAppGroupList, ErrPagingLoop, resp.Next, page)
+		}
+		seen[resp.next] = true
+		req.Next = resp.Next
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// paceKey carries ListGroups' pace function to attempt.
+type paceKey struct{}
+
 // CheckMembersBatch is how many accounts one check_members call asks
 // about. Tencent documents no limit; this keeps each request small.
 const CheckMembersBatch = 100
@@ -735,6 +837,12 @@ func (c *Client) callRetry(ctx context.Context, retry bool, command, service, gr
 			case KindTransient:
 				return err
 			case KindRateLimited:
+				if command == cmdAppGroupList && ae.Code != 70050 {
+					// Its own 1 call/s, which the caller paces, is what was
+					// exceeded, not the app's budget: get_members keeps
+					// its rate. (70050 locks the whole app out.)
+					return err
+				}
 				if c.slowDown(ae.Code) {
 					// 70050 again after the cool-down: as for any auth code
 					// that a fresh usersig did not fix, a configuration error.
@@ -805,6 +913,11 @@ func (b *deadlineBackOff) NextBackOff() time.Duration {
 
 // attempt makes one HTTP request and decodes its response into resp.
 func (c *Client) attempt(ctx context.Context, command, service string, payload []byte, resp response) error {
+	if pace, ok := ctx.Value(paceKey{}).(func(context.Context) error); ok {
+		if err := pace(ctx); err != nil {
+			return err
+		}
+	}
 	if err := c.wait(ctx); err != nil {
 		return err
 	}

@@ -77,6 +77,8 @@ type Lister struct {
 	denied    map[string]bool // scheduled groups whose last listing got 10007
 	// Groups warned about a list of exactly 30: maybe capped, and capped.
 	warned30, warnedCapped map[string]bool
+	// gone are groups discovery found gone (MarkGone), until unscheduled.
+	gone map[string]bool
 	// countUnavailable is set once get_online_member_num is found not served.
 	countUnavailable atomic.Bool
 }
@@ -92,7 +94,7 @@ func NewLister(api API, o ListerOptions) (*Lister, error) {
 		return nil, fmt.Errorf("poll.member_cap %d: must be positive", o.MemberCap)
 	}
 	l := &Lister{api: api, marked: o.Marked, classify: o.Classify, log: o.Logger,
-		scheduled: map[string]bool{}, denied: map[string]bool{},
+		scheduled: map[string]bool{}, denied: map[string]bool{}, gone: map[string]bool{},
 		warned30: map[string]bool{}, warnedCapped: map[string]bool{}}
 	if l.classify == nil {
 		l.classify = KindOf
@@ -129,11 +131,38 @@ func (l *Lister) Scheduled(ids []string) {
 			delete(l.denied, id)
 		}
 	}
+	for id := range l.gone {
+		if !l.scheduled[id] {
+			delete(l.gone, id)
+		}
+	}
+}
+
+// errMarkedGone is the reason of a listing MarkGone answered.
+var errMarkedGone = errors.New("the group left get_appid_group_list and get_group_info says it is gone")
+
+// MarkGone has the listings of id report it gone (poller.KindGone), without
+// asking the API, until it is unscheduled: discovery found it gone and
+// confirmed it with get_group_info, so it takes the path of a get_members
+// 10010/10015 (one dismissal, then no more polls).
+func (l *Lister) MarkGone(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gone[id] = true
+}
+
+func (l *Lister) markedGone(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gone[id]
 }
 
 // List lists the group and returns its snapshot (GroupID, Members,
 // Truncated), or an error that is a *poller.Error wrapping the client's.
 func (l *Lister) List(ctx context.Context, groupID string) (schema.Snapshot, error) {
+	if l.markedGone(groupID) {
+		return schema.Snapshot{}, &poller.Error{Kind: poller.KindGone, GroupID: groupID, Err: errMarkedGone}
+	}
 	members, err := l.api.ListMembers(ctx, groupID)
 	if err != nil {
 		return schema.Snapshot{}, l.failure(ctx, groupID, err)

@@ -15,6 +15,7 @@ const (
 	cmdOnlineMemberNum = "get_online_member_num"
 	cmdCheckMembers    = "check_members"
 	cmdGroupInfo       = "get_group_info"
+	cmdAppGroupList    = "get_appid_group_list"
 )
 
 // Metrics are the client's Prometheus metrics. A nil *Metrics records

@@ -49,6 +49,7 @@ var routes = map[string]string{
 	PathCheckMembers:       cmdCheckMembers,
 	PathGetOnlineMemberNum: cmdOnlineNum,
 	PathGetGroupInfo:       cmdGroupInfo,
+	PathGetAppIDGroupList:  cmdGroupList,
 }
 
 // Error codes the server answers (see the API fact sheet, §3).
@@ -236,6 +237,9 @@ func (s *Server) serve(ctx context.Context, method string, body []byte, readErr 
 	if cmd == cmdGetMembers {
 		rec.Page = s.pageOf(fields, rec)
 	}
+	if cmd == cmdGroupList {
+		rec.Page = s.groupListPage(fields)
+	}
 
 	f, faulty := s.takeFault(cmd, rec.GroupID, rec.Page)
 	if faulty {
@@ -277,6 +281,8 @@ func (s *Server) serve(ctx context.Context, method string, body []byte, readErr 
 		a = s.checkMembers(fields)
 	case cmdGroupInfo:
 		a = s.groupInfo(fields)
+	case cmdGroupList:
+		a = s.groupList(fields, now)
 	}
 	if faulty {
 		a.fault = f.Kind

@@ -55,6 +55,9 @@ type Options struct {
 	// whole part of RateLimit, at least 1); calls over it answer 60007.
 	// 0 means unlimited.
 	RateLimit float64
+	// GroupListPageSize is the most group ids one get_appid_group_list
+	// answer holds, below the request's Limit; default 10000 (the API's).
+	GroupListPageSize int
 	// MaxRequests is how many requests Requests keeps (the most recent);
 	// default DefaultMaxRequests.
 	MaxRequests int
@@ -84,6 +87,9 @@ func (o Options) withDefaults() Options {
 	if o.CursorBase == 0 {
 		o.CursorBase = DefaultCursorBase
 	}
+	if o.GroupListPageSize <= 0 {
+		o.GroupListPageSize = groupListMaxLimit
+	}
 	if o.MaxRequests <= 0 {
 		o.MaxRequests = DefaultMaxRequests
 	}
@@ -107,7 +113,9 @@ type Server struct {
 	log     *zap.Logger
 	admins  map[string]bool
 	limiter *window
-	ts      *httptest.Server
+	// listWindow is get_appid_group_list's own limit of 1 call/s.
+	listWindow *window
+	ts         *httptest.Server
 
 	mu       sync.Mutex
 	groups   map[string]*group
@@ -118,6 +126,8 @@ type Server struct {
 }
 
 type group struct {
+	typ       string // "" is AVChatRoom
+	unlisted  bool   // left out of get_appid_group_list (SetListed)
 	dismissed bool
 	members   map[string]*entry
 }
@@ -145,6 +155,8 @@ func NewHandler(o Options) *Server {
 		admins: make(map[string]bool, len(o.Admins)),
 		groups: make(map[string]*group),
 		calls:  make(map[string]int),
+
+		listWindow: &window{max: 1},
 	}
 	s.cursors.init(o.CursorBase)
 	for _, a := range o.Admins {
