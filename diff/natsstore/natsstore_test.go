@@ -81,6 +81,12 @@ func TestRoundTripAndList(t *testing.T) {
 	srv := natstest.Start(t, nil)
 	b := open(t, testConfig(srv.URL()))
 	s, other := b.App(app), b.App(app+1)
+	if list, err := s.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("List of an empty bucket = %q, %v", list, err)
+	}
+	if apps, err := b.Apps(ctx); err != nil || len(apps) != 0 {
+		t.Fatalf("Apps of an empty bucket = %v, %v", apps, err)
+	}
 	ids := []string{"@TGS#2abc", "a.b", "*", "群组 1"}
 	for _, id := range ids {
 		rev, err := s.Save(ctx, state(id, 3), 0)
