@@ -175,15 +175,22 @@ func Cluster(t testing.TB, n int, conf func(*server.Options)) []*Server {
 	for _, s := range servers {
 		s.waitReady()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	// Every pair routed directly (else stopping one server may cut the
+	// others apart) and a meta leader elected.
+	ready := func() bool {
+		leader := false
 		for _, s := range servers {
-			if s.srv != nil && s.srv.JetStreamIsLeader() {
-				return servers
+			if s.srv.NumRemotes() != n-1 {
+				return false
 			}
+			leader = leader || s.srv.JetStreamIsLeader()
 		}
-		time.Sleep(50 * time.Millisecond)
+		return leader
 	}
-	t.Fatal("jetstream cluster has no meta leader")
-	return nil
+	for deadline := time.Now().Add(20 * time.Second); !ready(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("jetstream cluster not formed")
+		}
+	}
+	return servers
 }
