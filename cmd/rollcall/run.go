@@ -220,6 +220,7 @@ func (d *daemon) runPipeline(ctx context.Context, stop context.CancelFunc, p *pi
 	}, func(error) { close(reloadsDone) })
 	if !d.once {
 		p.addDiscovery(ctx, &g)
+		p.addStoreUpkeep(ctx, &g)
 	}
 	runErr = g.Run() // the scheduler's: the reload actor ends only when told
 

@@ -7,6 +7,9 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
+
+	"github.com/oklog/run"
 
 	"go.uber.org/zap"
 
@@ -100,3 +103,37 @@ func openStore(ctx context.Context, cfg *Config, logger *zap.Logger) (stateStore
 // unreachable reports whether openStore failed only because no server
 // answered: the daemon waits for one instead of exiting.
 func unreachable(err error) bool { return errors.Is(err, natsstore.ErrUnreachable) }
+
+// chunkCollectEvery is how often a daemon on the nats driver collects
+// what interrupted and superseded writes of chunked groups left in the
+// bucket; it reads every key, so rarely.
+const chunkCollectEvery = time.Hour
+
+// addStoreUpkeep adds, for the nats driver, an actor that collects orphan
+// chunks every chunkCollectEvery (those older than that, so no write in
+// flight loses its chunks). It returns when g interrupts it.
+func (p *pipeline) addStoreUpkeep(ctx context.Context, g *run.Group) {
+	bs, ok := p.store.Unwrap().(bucketStore)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error {
+		t := time.NewTicker(chunkCollectEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			n, err := bs.bucket.CollectChunks(ctx, chunkCollectEvery)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				p.logger.Warn("collecting orphan chunks of the state bucket failed; trying again in an hour", zap.Error(err))
+			case n > 0:
+				p.logger.Info("collected orphan chunks of the state bucket", zap.Int("chunks", n))
+			}
+		}
+	}, func(error) { cancel() })
+}
