@@ -60,11 +60,14 @@ const (
 	recFixed      = 1 + 8 + 8 + 2 // kind, base, observed_at, id length
 	recCheckpoint = 1             // kind of a checkpoint record
 	maxRecBody    = 1 << 30       // a larger length is a torn header
-	compactMin    = 16 << 20      // the log is not compacted below this size
-	compactFactor = 4             // ... nor below this many times its live records
+	compactFactor = 4             // the log is not compacted below this many times its live records
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// compactMin is the size below which the log is never compacted (a
+// variable for tests).
+var compactMin int64 = 16 << 20
 
 // fingerprint identifies a state file's content: its length and CRC-32C.
 func fingerprint(b []byte) uint64 {
