@@ -16,13 +16,20 @@
 // in the same directory, fsynced, renamed over the old file, and the
 // directory is fsynced. A crash at any instant leaves the old or the new
 // file, never a torn one; leftover temporary files are removed by Open.
+//
+// Checkpoints (diff.CheckpointSaver) do not touch the state file: they are
+// appended to one log, checkpoints.log, without an fsync, and Load returns
+// a group's latest checkpoint instead of its state file when it was taken
+// on that very file and observed later (see ckptlog.go).
 package filestore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -71,6 +78,8 @@ type Store struct {
 	// it: one syscall less per write.
 	noOutbox sync.Map
 
+	ckpt *ckptLog
+
 	mu     sync.RWMutex // guards closed; Close waits for in-flight calls
 	closed bool
 }
@@ -105,8 +114,14 @@ func Open(dir string, logger *zap.Logger) (*Store, error) {
 		}
 		return nil, fmt.Errorf("lock state dir %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, log: log, lock: lock}
+	s := &Store{dir: dir, log: log, lock: lock, ckpt: &ckptLog{}}
 	if err := s.removeTemps(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// After removeTemps: a compaction's temp file is one of them.
+	if s.ckpt, err = openLog(dir, log); err != nil {
+		s.ckpt = &ckptLog{}
 		s.Close()
 		return nil, err
 	}
@@ -163,7 +178,9 @@ func (s *Store) path(groupID string) (string, error) {
 }
 
 // Load implements diff.Store. A file that cannot be decoded is an error
-// naming it, never "no state": that would re-baseline the group.
+// naming it, never "no state": that would re-baseline the group. The
+// group's latest checkpoint replaces the file's state if it was taken on
+// this file and observed later.
 func (s *Store) Load(ctx context.Context, groupID string) (*diff.State, diff.Revision, error) {
 	var st *diff.State
 	rev, err := s.fence.Read(groupID, func() (bool, error) {
@@ -203,6 +220,12 @@ func (s *Store) load(ctx context.Context, groupID string) (*diff.State, error) {
 		if err := check(p, groupID, st.Version, st.GroupID); err != nil {
 			return nil, err
 		}
+		if st, err = s.applyCheckpoint(groupID, fingerprint(b), st); err != nil {
+			return nil, err
+		}
+	}
+	if st == nil {
+		s.ckpt.noFile(groupID)
 	}
 	ob, err := s.loadOutbox(outboxPath(p), groupID)
 	if err != nil {
@@ -217,6 +240,54 @@ func (s *Store) load(ctx context.Context, groupID string) (*diff.State, error) {
 		return diff.OutboxOnly(groupID, ob), nil
 	}
 	st.Pending = ob
+	return st, nil
+}
+
+// applyCheckpoint returns the group's latest checkpoint if it applies on
+// top of file, the state file's state, whose bytes have fingerprint fp;
+// otherwise file.
+func (s *Store) applyCheckpoint(groupID string, fp uint64, file *diff.State) (*diff.State, error) {
+	rec, off, err := s.ckpt.lookup(groupID, fp, file.ObservedAt)
+	if err != nil || rec == nil {
+		return file, err
+	}
+	st, err := decodeRecord(rec, groupID)
+	if err != nil {
+		// The CRC matched, so this is no torn write but a bug: the state
+		// file is whole and true, only older, so it is used (no events are
+		// lost; last-seen times are as old as the file).
+		s.log.Warn("ignoring a checkpoint that does not decode; using the state file",
+			zap.String("file", s.ckpt.path), zap.Int64("offset", off), zap.String("group", groupID), zap.Error(err))
+		s.ckpt.mu.Lock()
+		s.ckpt.drop(groupID)
+		s.ckpt.mu.Unlock()
+		return file, nil
+	}
+	return st, nil
+}
+
+// decodeRecord decodes a whole checkpoint record of groupID.
+func decodeRecord(rec []byte, groupID string) (*diff.State, error) {
+	if len(rec) < recHeader || crc32.Checksum(rec[recHeader:], castagnoli) != binary.LittleEndian.Uint32(rec[4:8]) {
+		return nil, errors.New("checksum mismatch")
+	}
+	id, _, js, ok := parseBody(rec[recHeader:])
+	if !ok {
+		return nil, errors.New("malformed record")
+	}
+	if string(id) != groupID {
+		return nil, fmt.Errorf("record of group %q", id)
+	}
+	st := new(diff.State)
+	if err := json.Unmarshal(js, st); err != nil {
+		return nil, err
+	}
+	if st.Version != diff.StateVersion {
+		return nil, fmt.Errorf("version %d, this rollcall reads %d", st.Version, diff.StateVersion)
+	}
+	if st.GroupID != groupID {
+		return nil, fmt.Errorf("holds group %q", st.GroupID)
+	}
 	return st, nil
 }
 
@@ -269,17 +340,43 @@ func (s *Store) Save(ctx context.Context, st *diff.State, base diff.Revision) (d
 	return s.fenced(st.GroupID, base, func() error { return s.save(ctx, st, true) })
 }
 
-// SaveCheckpoint implements diff.CheckpointSaver: Save, except that the
-// directory is not synced, so after a power loss the rename may be lost
-// and the group's previous state file found instead — whole either way
-// (the file itself is synced before the rename). A checkpoint only moves
-// last-seen times and profiles forward; the next durable write (an
-// outbox, a commit) syncs the directory, renames included.
+// SaveCheckpoint implements diff.CheckpointSaver: the state is appended
+// to the checkpoint log with one write and no fsync, and the state file
+// is left alone. A kill -9 keeps the record (the page cache); a power
+// loss may lose it or tear it, which Open detects: the group's state
+// file is found instead, whole. A group whose state file this store has
+// not read or written since Open (none exists, say) is saved as a state
+// file, without the directory sync.
 func (s *Store) SaveCheckpoint(ctx context.Context, st *diff.State, base diff.Revision) (diff.Revision, error) {
 	if st == nil {
 		return 0, errors.New("save state: nil state")
 	}
-	return s.fenced(st.GroupID, base, func() error { return s.save(ctx, st, false) })
+	return s.fenced(st.GroupID, base, func() error { return s.saveCheckpoint(ctx, st) })
+}
+
+func (s *Store) saveCheckpoint(ctx context.Context, st *diff.State) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return diff.ErrClosed
+	}
+	fp, ok := s.ckpt.base(st.GroupID)
+	if !ok {
+		s.mu.RUnlock()
+		return s.save(ctx, st, false)
+	}
+	defer s.mu.RUnlock()
+	if _, err := s.path(st.GroupID); err != nil {
+		return fmt.Errorf("save state of %q: %w", st.GroupID, err)
+	}
+	b, err := json.Marshal(st) // Pending is not encoded
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	return s.ckpt.appendRecord(s.dir, st.GroupID, fp, st.ObservedAt, record(st.GroupID, fp, st.ObservedAt, b))
 }
 
 // fenced runs write under the group's fence. A closed store says so
@@ -317,6 +414,9 @@ func (s *Store) save(ctx context.Context, st *diff.State, durable bool) error {
 	if err := s.write(p, b); err != nil {
 		return err
 	}
+	// The file is newer than any checkpoint of the group; and a later
+	// checkpoint is taken on this file.
+	s.ckpt.committed(st.GroupID, fingerprint(b))
 	if _, none := s.noOutbox.Load(st.GroupID); !none {
 		if err := os.Remove(outboxPath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove outbox: %w", err)
@@ -485,9 +585,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	// Checkpoints since the last durable write renamed files without
-	// syncing the directory: make them durable before letting go.
-	syncErr := syncDir(s.dir)
+	// Checkpoints since the last durable write were appended, or renamed
+	// files, without a sync: make them durable before letting go.
+	syncErr := errors.Join(s.ckpt.close(), syncDir(s.dir))
 	// Closing the descriptor releases the flock.
 	if err := s.lock.Close(); err != nil {
 		return fmt.Errorf("release state dir lock: %w", err)

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 		saveLoop(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(ckptDirEnv); dir != "" {
+		checkpointLoop(dir)
+	}
 	goleak.VerifyTestMain(m)
 }
 
