@@ -323,9 +323,14 @@ func validateGroupIDs(ids []string) error {
 	if len(ids) == 0 {
 		return cfgErr("groups.ids", "at least one group id is required")
 	}
+	return validateIDList("groups.ids", ids)
+}
+
+// validateIDList checks each id of the list at key: valid, and once.
+func validateIDList(key string, ids []string) error {
 	seen := map[string]bool{}
 	for i, id := range ids {
-		key := fmt.Sprintf("groups.ids[%d]", i)
+		key := fmt.Sprintf("%s[%d]", key, i)
 		if err := groupid.Validate(id); err != nil {
 			return cfgErr(key, "%v", err)
 		}

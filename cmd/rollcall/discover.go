@@ -14,7 +14,6 @@ import (
 	"github.com/rollcall-dev/rollcall/diff"
 	"github.com/rollcall-dev/rollcall/poller"
 	"github.com/rollcall-dev/rollcall/poller/tencent"
-	"github.com/rollcall-dev/rollcall/schema/groupid"
 )
 
 // DiscoverConfig is groups.discover: list the app's AVChatRoom groups with
@@ -49,18 +48,7 @@ func (g *GroupsConfig) validate() error {
 			return err
 		}
 	}
-	seen := map[string]bool{}
-	for i, id := range g.Exclude {
-		key := fmt.Sprintf("groups.exclude[%d]", i)
-		if err := groupid.Validate(id); err != nil {
-			return cfgErr(key, "%v", err)
-		}
-		if seen[id] {
-			return cfgErr(key, "duplicate group id %q", id)
-		}
-		seen[id] = true
-	}
-	return nil
+	return validateIDList("groups.exclude", g.Exclude)
 }
 
 // watchedIDs are groups.ids without groups.exclude.

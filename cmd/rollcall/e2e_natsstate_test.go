@@ -22,10 +22,12 @@ import (
 // file sink and HTTP port, shard index of count.
 func replicaEnv(t *testing.T, api *tencenttest.Server, groups []string, url string, index, count int, create bool) *e2eEnv {
 	t.Helper()
-	return replicaEnvListen(t, api, groups, url, index, count, create, "127.0.0.1:0")
+	return replicaEnvWith(t, api, groups, url, index, count, create, "127.0.0.1:0", "")
 }
 
-func replicaEnvListen(t *testing.T, api *tencenttest.Server, groups []string, url string, index, count int, create bool, listen string) *e2eEnv {
+// replicaEnvWith is replicaEnv listening on listen, with extraSinks (YAML
+// list entries) after the file sink.
+func replicaEnvWith(t *testing.T, api *tencenttest.Server, groups []string, url string, index, count int, create bool, listen, extraSinks string) *e2eEnv {
 	t.Helper()
 	e := newEnv(t, api, groups, "")
 	e.saveConfig(e.apiYAML("500ms", groups) + fmt.Sprintf(`poll:
@@ -41,10 +43,10 @@ sinks:
   - type: file
     path: %s
     retry: {initial_interval: 50ms, max_interval: 200ms}
-http:
+%shttp:
   listen: %s
 shutdown_timeout: %s
-`, url, create, count, index, e.eventDir, listen, opsShutdownTimeout))
+`, url, create, count, index, e.eventDir, extraSinks, listen, opsShutdownTimeout))
 	return e
 }
 
@@ -67,8 +69,8 @@ func TestE2ENATSStateUnreachableAtStart(t *testing.T) {
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	// A fixed port: the daemon's own server takes it over from the one
 	// that answers while it waits.
-	e := replicaEnvListen(t, api, groups, nb.URL(), 0, 1, true, freeAddr(t))
-	d := startOpsDaemonWaiting(t, e, api.Key())
+	e := replicaEnvWith(t, api, groups, nb.URL(), 0, 1, true, freeAddr(t), "")
+	d := startOpsDaemon(t, e, api.Key())
 
 	if code, _ := d.get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz = %d while the state store is unreachable, want 200 (alive)", code)
@@ -102,19 +104,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// startOpsDaemonWaiting is startOpsDaemon for a daemon that serves HTTP
-// while it waits for its state store.
-func startOpsDaemonWaiting(t *testing.T, e *e2eEnv, key string) *opsDaemon {
-	t.Helper()
-	d := &opsDaemon{proc: startProc(t, key, "run", "--config", e.config), t: t}
-	entry := d.waitLog(20*time.Second, "the http server", func(l opsLog) bool { return l.msg() == "http server listening" })
-	d.addr, _ = entry["addr"].(string)
-	if d.addr == "" {
-		t.Fatalf("no addr in %v", entry)
-	}
-	return d
 }
 
 // TestE2ENATSStateBucketMissing: without state.create a missing bucket is
@@ -334,22 +323,7 @@ func TestE2ENATSStateSuccessorRepublishes(t *testing.T) {
 	groups := []string{"@TGS#k1"}
 	api.AddGroup(groups[0], member("alice", 1795600000))
 	mk := func() *e2eEnv {
-		e := newEnv(t, api, groups, "")
-		e.saveConfig(e.apiYAML("500ms", groups) + fmt.Sprintf(`poll:
-  interval: 1s
-state:
-  driver: nats
-  url: %s
-  create: true
-sinks:
-  - type: file
-    path: %s
-    retry: {initial_interval: 50ms, max_interval: 200ms}
-%shttp:
-  listen: 127.0.0.1:0
-shutdown_timeout: %s
-`, state.URL(), e.eventDir, natsDaemonSinkYAML(broker.URL()), opsShutdownTimeout))
-		return e
+		return replicaEnvWith(t, api, groups, state.URL(), 0, 1, true, "127.0.0.1:0", natsDaemonSinkYAML(broker.URL()))
 	}
 	e1 := mk()
 	d1 := startProc(t, api.Key(), "run", "--config", e1.config)

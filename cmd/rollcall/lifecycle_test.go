@@ -193,11 +193,14 @@ func TestNewPipelineClosesOnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The file sink cannot open its directory: a regular file is there.
+	if err := os.WriteFile(e.eventDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	mem := diff.NewMemoryStore()
-	st := &countingStore{MemoryStore: mem, loadErr: errors.New("unreadable")}
 	verify := startedBy(t)
-	if _, err := newPipeline(context.Background(), cfg, zap.NewNop(), pipelineOptions{stdout: io.Discard, store: st}); err == nil {
-		t.Fatal("newPipeline succeeded over an unreadable state")
+	if _, err := newPipeline(context.Background(), cfg, zap.NewNop(), pipelineOptions{stdout: io.Discard, store: mem}); err == nil {
+		t.Fatal("newPipeline succeeded with a sink that cannot open")
 	}
 	if err := mem.Healthy(context.Background()); !errors.Is(err, diff.ErrClosed) {
 		t.Errorf("store after a failed start: Healthy = %v, want closed", err)
