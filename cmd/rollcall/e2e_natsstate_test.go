@@ -214,6 +214,16 @@ func TestE2ENATSStateReplicasReshard(t *testing.T) {
 	if len(evs) != 3*len(groups) {
 		t.Errorf("%d events, want %d (a baseline of each member and each leave, once)", len(evs), 3*len(groups))
 	}
+
+	// The operators' view of the shared bucket: every group, one line each,
+	// from any replica's configuration.
+	r := runCLI(t, api.Key(), nil, "state", "list", "--json", "--config", envs[0].config)
+	if r.code != 0 {
+		t.Fatalf("state list: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := strings.Count(strings.TrimSpace(r.stdout), "\n") + 1; n != len(groups) {
+		t.Errorf("state list --json printed %d lines, want %d:\n%s", n, len(groups), r.stdout)
+	}
 }
 
 // TestE2ENATSStateUndecodableValue: a group whose value cannot be decoded
