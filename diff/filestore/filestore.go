@@ -560,6 +560,9 @@ func (s *Store) Forget(ctx context.Context, groupID string) error {
 			return fmt.Errorf("sync state dir: %w", err)
 		}
 		s.noOutbox.Store(groupID, struct{}{})
+		// A checkpoint never applies without its state file; this only
+		// frees its place in the index.
+		s.ckpt.noFile(groupID)
 		return nil
 	})
 }
