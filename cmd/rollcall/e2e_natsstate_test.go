@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -353,5 +354,48 @@ func TestE2ENATSStateSuccessorRepublishes(t *testing.T) {
 	js := broker.JetStream(t)
 	if n := natstest.StreamMsgs(t, js, "ROLLCALL"); n != 1 {
 		t.Errorf("the NATS sink holds %d events, want the one batch", n)
+	}
+}
+
+// TestE2EStateMoveFileToNATS: export from the file driver, import into the
+// bucket, and the nats driver continues each group: a leave is reported,
+// nobody is re-baselined.
+func TestE2EStateMoveFileToNATS(t *testing.T) {
+	nb := natstest.Start(t, nil)
+	api := newAPI(t, tencenttest.Options{})
+	groups := []string{"@TGS#mv1", "@TGS#mv2"}
+	for _, g := range groups {
+		api.AddGroup(g, member("stay-"+g, 1795600000), member("goes-"+g, 1795600001))
+	}
+	fileEnv := newEnv(t, api, groups, "")
+	fileEnv.mustOnce()
+	if n := len(fileEnv.events()); n != 4 {
+		t.Fatalf("%d baseline events on the file driver, want 4", n)
+	}
+	export := filepath.Join(t.TempDir(), "state.jsonl")
+	if r := runCLI(t, api.Key(), nil, "state", "export", "--config", fileEnv.config, "--out", export); r.code != 0 {
+		t.Fatalf("state export: exit %d\n%s", r.code, r.stderr)
+	}
+
+	natsEnv := replicaEnv(t, api, groups, nb.URL(), 0, 1, true)
+	// Import opens the bucket as the daemon does (state.create: true).
+	if r := runCLI(t, api.Key(), nil, "state", "import", "--config", natsEnv.config, "--in", export); r.code != 0 {
+		t.Fatalf("state import: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, g := range groups {
+		api.Leave(g, "goes-"+g)
+	}
+	d := startOpsDaemon(t, natsEnv, api.Key())
+	evs := natsEnv.waitEvents(2)
+	time.Sleep(1500 * time.Millisecond) // another cycle: nothing else may come
+	d.stop()
+	evs = natsEnv.events()
+	if len(evs) != 2 {
+		t.Fatalf("%d events after the move, want the 2 leaves: %+v", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev.Type != schema.TypeMemberLeft || !strings.HasPrefix(ev.Data.MemberAccount, "goes-") {
+			t.Errorf("after the move: %s %s %s, want only the leaves", ev.Type, ev.Data.Reason, ev.Data.MemberAccount)
+		}
 	}
 }
