@@ -54,18 +54,9 @@ func (c *Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > MaxReplicas {
 		return config.Errorf("replicas", "must be 1 to %d, got %d", MaxReplicas, c.Replicas)
 	}
-	if c.TLS != nil {
-		if err := c.TLS.CheckFiles(); err != nil {
-			return err
-		}
-	}
-	if err := config.ResolveSecret(&c.Password, c.PasswordFile, "password"); err != nil {
-		return err
-	}
-	if err := config.ResolveSecret(&c.Token, c.TokenFile, "token"); err != nil {
-		return err
-	}
-	if err := sink.StatFiles(sink.FileKey{Key: "creds_file", Path: c.CredsFile}, sink.FileKey{Key: "nkey_file", Path: c.NKeyFile}); err != nil {
+	files := natssink.ConnFiles{TLS: c.TLS, Password: &c.Password, PasswordFile: c.PasswordFile,
+		Token: &c.Token, TokenFile: c.TokenFile, CredsFile: c.CredsFile, NKeyFile: c.NKeyFile}
+	if err := files.Check(); err != nil {
 		return err
 	}
 	return config.First(natssink.Validate(c.conn()))

@@ -44,18 +44,9 @@ func (c *Config) Validate() error {
 	// What only the file has: readable TLS, creds and nkey files, the
 	// password and token files, and stream.create. The rest is the sink's
 	// own Validate, reported first error first.
-	if c.TLS != nil {
-		if err := c.TLS.CheckFiles(); err != nil {
-			return err
-		}
-	}
-	if err := config.ResolveSecret(&c.Password, c.PasswordFile, "password"); err != nil {
-		return err
-	}
-	if err := config.ResolveSecret(&c.Token, c.TokenFile, "token"); err != nil {
-		return err
-	}
-	if err := sink.StatFiles(sink.FileKey{Key: "creds_file", Path: c.CredsFile}, sink.FileKey{Key: "nkey_file", Path: c.NKeyFile}); err != nil {
+	files := ConnFiles{TLS: c.TLS, Password: &c.Password, PasswordFile: c.PasswordFile,
+		Token: &c.Token, TokenFile: c.TokenFile, CredsFile: c.CredsFile, NKeyFile: c.NKeyFile}
+	if err := files.Check(); err != nil {
 		return err
 	}
 	if err := config.First(Validate(c.Options())); err != nil {
@@ -79,4 +70,34 @@ func (c *Config) Options() Options {
 		o.Stream = *c.Stream
 	}
 	return o
+}
+
+// ConnFiles are the files a NATS connection's keys name, in any
+// configuration that takes the nats sink's connection keys (the sink's
+// block, the nats state driver's): Check reads or stats them with the
+// sink's wording, one key per error.
+type ConnFiles struct {
+	TLS                 *sink.TLSOptions
+	Password            *config.Secret // filled from PasswordFile
+	PasswordFile        string
+	Token               *config.Secret // filled from TokenFile
+	TokenFile           string
+	CredsFile, NKeyFile string
+}
+
+// Check verifies the TLS files, reads password_file and token_file into
+// Password and Token, and checks that creds_file and nkey_file exist.
+func (f ConnFiles) Check() error {
+	if f.TLS != nil {
+		if err := f.TLS.CheckFiles(); err != nil {
+			return err
+		}
+	}
+	if err := config.ResolveSecret(f.Password, f.PasswordFile, "password"); err != nil {
+		return err
+	}
+	if err := config.ResolveSecret(f.Token, f.TokenFile, "token"); err != nil {
+		return err
+	}
+	return sink.StatFiles(sink.FileKey{Key: "creds_file", Path: f.CredsFile}, sink.FileKey{Key: "nkey_file", Path: f.NKeyFile})
 }
