@@ -107,6 +107,23 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// TestE2ENATSStateStopWhileWaiting: SIGTERM while the daemon waits for
+// its state store ends it at once, cleanly (exit 0), having polled
+// nothing.
+func TestE2ENATSStateStopWhileWaiting(t *testing.T) {
+	nb := natstest.New(t, nil) // never started
+	api := newAPI(t, tencenttest.Options{})
+	groups := []string{"@TGS#kv1"}
+	api.AddGroup(groups[0], member("alice", 1795600000))
+	e := replicaEnvWith(t, api, groups, nb.URL(), 0, 1, true, freeAddr(t), "")
+	d := startOpsDaemon(t, e, api.Key())
+	d.waitLog(10*time.Second, "a retry", func(l opsLog) bool { return l.msg() == "the state store is still unreachable" })
+	d.stop() // exit 0 within the wait, or it fails
+	if n := api.Calls("get_members"); n != 0 {
+		t.Fatalf("%d get_members calls, want none", n)
+	}
+}
+
 // TestE2ENATSStateBucketMissing: without state.create a missing bucket is
 // exit 1 naming it, before any API call.
 func TestE2ENATSStateBucketMissing(t *testing.T) {

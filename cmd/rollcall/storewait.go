@@ -41,12 +41,10 @@ func (d *daemon) waitForStore(ctx context.Context, cfg *Config, sigs <-chan os.S
 	var lastErr atomic.Pointer[error]
 	first := err
 	lastErr.Store(&first)
-	var hs *healthServer
 	if addr := *cfg.HTTP.Listen; addr != "" {
-		m := newMetricsSet()
-		m.ready.Set(0)
 		checks := []readinessCheck{{name: "state", check: func(context.Context) error { return *lastErr.Load() }}}
-		if hs, err = newHealthServer(addr, m.reg, checks, false, d.logger.Named("http")); err != nil {
+		hs, err := newHealthServer(addr, newMetricsSet().reg, checks, false, d.logger.Named("http"))
+		if err != nil {
 			return nil, err
 		}
 		httpCtx, stopHTTP := context.WithCancel(context.Background())
