@@ -550,6 +550,15 @@ func TestDismissedDuringAPublishRestoresAForgottenGroup(t *testing.T) {
 	}
 }
 
+// listing is group "g" of app 1 listed s seconds after t0 with accounts.
+func listing(s int, accounts ...string) schema.Snapshot {
+	ms := make([]schema.Member, len(accounts))
+	for i, acc := range accounts {
+		ms[i] = schema.Member{Account: acc, JoinTime: t0.Unix()}
+	}
+	return schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(s) * time.Second), Members: ms}
+}
+
 // Two detectors over one store, as two replicas that poll one group by
 // mistake: what they publish is one linear chain of states. A listing
 // taken before the stored state was observed is not applied, and a write
@@ -567,14 +576,6 @@ func TestDetectorsSharingAStoreStayLinear(t *testing.T) {
 	b, err := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pubB, Diff: diff.Options{SDKAppID: 1}})
 	if err != nil {
 		t.Fatal(err)
-	}
-	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	listing := func(s int, accounts ...string) schema.Snapshot {
-		ms := make([]schema.Member, len(accounts))
-		for i, acc := range accounts {
-			ms[i] = schema.Member{Account: acc, JoinTime: t0.Unix()}
-		}
-		return schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: at(s), Members: ms}
 	}
 	// A baselines {u1}; B reads that and reports u2 joining at 20s.
 	if err := a.HandleSnapshot(ctx, listing(10, "u1")); err != nil {
@@ -631,13 +632,6 @@ func TestDetectorRereadsAGroupConfiguredAgain(t *testing.T) {
 	pubA, pubB := &difftest.Publisher{}, &difftest.Publisher{}
 	a, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pubA, Diff: diff.Options{SDKAppID: 1}})
 	b, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: pubB, Diff: diff.Options{SDKAppID: 1}})
-	listing := func(s int, accounts ...string) schema.Snapshot {
-		ms := make([]schema.Member, len(accounts))
-		for i, acc := range accounts {
-			ms[i] = schema.Member{Account: acc, JoinTime: t0.Unix()}
-		}
-		return schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(s) * time.Second), Members: ms}
-	}
 	if err := a.HandleSnapshot(ctx, listing(10, "u1")); err != nil {
 		t.Fatal(err)
 	}
@@ -661,19 +655,12 @@ func TestDetectorCheckpointSkipsAGroupWrittenElsewhere(t *testing.T) {
 	st := diff.NewMemoryStore()
 	a, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: &difftest.Publisher{}, Diff: diff.Options{SDKAppID: 1}, CheckpointInterval: time.Hour})
 	b, _ := diff.NewDetector(diff.DetectorOptions{Store: st, Publisher: &difftest.Publisher{}, Diff: diff.Options{SDKAppID: 1}})
-	snap := func(s int, accounts ...string) schema.Snapshot {
-		ms := make([]schema.Member, len(accounts))
-		for i, acc := range accounts {
-			ms[i] = schema.Member{Account: acc, JoinTime: t0.Unix()}
-		}
-		return schema.Snapshot{SDKAppID: 1, GroupID: "g", TakenAt: t0.Add(time.Duration(s) * time.Second), Members: ms}
-	}
 	for _, s := range []int{10, 20} { // a baseline, then a quiet poll: dirty
-		if err := a.HandleSnapshot(ctx, snap(s, "u1")); err != nil {
+		if err := a.HandleSnapshot(ctx, listing(s, "u1")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.HandleSnapshot(ctx, snap(30, "u1", "u2")); err != nil {
+	if err := b.HandleSnapshot(ctx, listing(30, "u1", "u2")); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Checkpoint(ctx); err != nil {
