@@ -109,9 +109,8 @@ func unreachable(err error) bool { return errors.Is(err, natsstore.ErrUnreachabl
 // bucket; it reads every key, so rarely.
 const chunkCollectEvery = time.Hour
 
-// addStoreUpkeep adds, for the nats driver, an actor that collects orphan
-// chunks every chunkCollectEvery (those older than that, so no write in
-// flight loses its chunks). It returns when g interrupts it.
+// addStoreUpkeep adds, for the nats driver, the bucket's periodic chunk
+// collection. It returns when g interrupts it.
 func (p *pipeline) addStoreUpkeep(ctx context.Context, g *run.Group) {
 	bs, ok := p.store.Unwrap().(bucketStore)
 	if !ok {
@@ -119,21 +118,7 @@ func (p *pipeline) addStoreUpkeep(ctx context.Context, g *run.Group) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error {
-		t := time.NewTicker(chunkCollectEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
-			n, err := bs.bucket.CollectChunks(ctx, chunkCollectEvery)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				p.logger.Warn("collecting orphan chunks of the state bucket failed; trying again in an hour", zap.Error(err))
-			case n > 0:
-				p.logger.Info("collected orphan chunks of the state bucket", zap.Int("chunks", n))
-			}
-		}
+		bs.bucket.CollectChunksEvery(ctx, chunkCollectEvery)
+		return nil
 	}, func(error) { cancel() })
 }

@@ -348,6 +348,28 @@ func (b *Bucket) CollectChunks(ctx context.Context, age time.Duration) (int, err
 	return n, nil
 }
 
+// CollectChunksEvery runs CollectChunks(ctx, every) every interval
+// until ctx ends: chunks older than the interval, so that no write in
+// flight loses its chunks. It logs what it collected and what failed.
+func (b *Bucket) CollectChunksEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := b.CollectChunks(ctx, every)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			b.log.Warn("collecting orphan chunks failed; trying again later", zap.Duration("every", every), zap.Error(err))
+		case n > 0:
+			b.log.Info("collected orphan chunks", zap.Int("chunks", n))
+		}
+	}
+}
+
 // manifestID is the write id of entry's manifest, or "" when it has none.
 func (b *Bucket) manifestID(ctx context.Context, entry string) string {
 	e, err := b.kv.Get(ctx, entry)

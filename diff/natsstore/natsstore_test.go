@@ -281,6 +281,26 @@ func TestBigGroupIsChunked(t *testing.T) {
 	if n, err := b.CollectChunks(ctx, 0); err != nil || n != 1 {
 		t.Fatalf("CollectChunks = %d, %v; want 1", n, err)
 	}
+	// And by the daemon's periodic collection, until its context ends.
+	orphan := chunkKey(Key(app, id), "feedface", 0)
+	if _, err := b.kv.Put(ctx, orphan, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { b.CollectChunksEvery(cctx, 50*time.Millisecond); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := b.kv.Get(ctx, orphan); errors.Is(err, jetstream.ErrKeyNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("CollectChunksEvery did not collect an orphan chunk")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	<-done
 	// Forget takes the chunks with the entry.
 	if err := s.Forget(ctx, id); err != nil {
 		t.Fatal(err)
