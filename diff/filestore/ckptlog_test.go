@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -453,23 +451,15 @@ func TestCrashDuringCheckpoints(t *testing.T) {
 	}
 	for round := range 4 {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), ckptDirEnv+"="+dir)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := spawnWriter(t, ckptDirEnv, dir)
 		sc := bufio.NewScanner(out)
 		acked, seen := 0, 0
 		for seen < 3+round*50 && sc.Scan() {
-			if acked, err = strconv.Atoi(sc.Text()); err != nil {
+			n, err := strconv.Atoi(sc.Text())
+			if err != nil {
 				t.Fatalf("child printed %q", sc.Text())
 			}
+			acked = n
 			seen++
 		}
 		if err := cmd.Process.Kill(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,26 +87,17 @@ func TestCrashDuringSaveLeavesValidState(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for round := range 6 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := spawnWriter(t, crashDirEnv, dir)
 		// Kill after a varying number of acknowledged saves, so the kill
 		// lands at different points of the write-sync-rename sequence.
 		sc := bufio.NewScanner(out)
 		acked, seen := 0, 0
 		for seen < 5+round*7 && sc.Scan() {
-			acked, err = strconv.Atoi(sc.Text())
+			n, err := strconv.Atoi(sc.Text())
 			if err != nil {
 				t.Fatalf("child printed %q", sc.Text())
 			}
+			acked = n
 			seen++
 		}
 		if err := cmd.Process.Kill(); err != nil {
@@ -604,4 +596,23 @@ func TestForgetRemovesBothFiles(t *testing.T) {
 	if err := s.Forget(ctx, "other"); !errors.Is(err, diff.ErrClosed) {
 		t.Fatalf("Forget on a closed store = %v, want ErrClosed", err)
 	}
+}
+
+// spawnWriter starts this test binary as a child that writes into dir
+// (envKey selects which writer, see TestMain) and returns it with its
+// stdout (one acknowledged count per line) and its stderr.
+func spawnWriter(t *testing.T, envKey, dir string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envKey+"="+dir)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out, stderr
 }
