@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -464,5 +465,35 @@ func TestListGroupsRateLimitKeepsTheAppRate(t *testing.T) {
 	c.mu.Unlock()
 	if halved || c.lim.Limit() != c.baseRate {
 		t.Fatal("a get_appid_group_list 60007 halved the app's rate")
+	}
+}
+
+// With Owns (a shard), only this replica's groups are watched, and a
+// group of another replica's that leaves the listing is not asked about.
+func TestDiscovererKeepsOnlyOwnedGroups(t *testing.T) {
+	src := &groupSource{exists: map[string]bool{}}
+	var applied [][]string
+	d, err := NewDiscoverer(DiscovererOptions{API: src, Interval: time.Minute,
+		Owns:      func(id string) bool { return strings.HasPrefix(id, "mine-") },
+		Apply:     func(_ context.Context, ids []string) { applied = append(applied, ids) },
+		Gone:      func(string) {},
+		Dismissed: func(string) bool { return false },
+		Metrics:   NewDiscoveryMetrics(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.set("mine-a", "mine-b", "theirs-a", "theirs-b")
+	if err := d.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"mine-a", "mine-b"}; !slices.Equal(applied[len(applied)-1], want) {
+		t.Fatalf("applied %v, want %v", applied[len(applied)-1], want)
+	}
+	src.set("mine-a", "mine-b", "theirs-a") // theirs-b leaves
+	if err := d.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(src.asked) != 0 {
+		t.Fatalf("asked get_group_info about %v, another replica's groups", src.asked)
 	}
 }
